@@ -1,0 +1,168 @@
+"""Command line: ``python -m dreamer train | resume | eval | show-config``.
+
+python -m dreamer train --preset cartpole [--algo efficientzero] [--env ID] [--seed N]
+                        [--steps N] [--out DIR] [--set key=value ...]
+python -m dreamer resume DIR
+python -m dreamer eval DIR [--episodes N]
+python -m dreamer show-config --preset NAME [--algo ALGO] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dreamer import algos
+from dreamer.checkpoint import CheckpointError
+from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
+from dreamer.errors import NonFiniteLossError, ObservationSpaceError
+from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """Preset, then --env/--seed/--steps, then --set overrides."""
+    from experiments import presets
+
+    cfg = presets.get(args.algo, args.preset)
+    if args.env is not None:
+        cfg = replace_path(cfg, "env.id", args.env)
+    if args.seed is not None:
+        cfg = replace_path(cfg, "run.seed", args.seed)
+    if args.steps is not None:
+        cfg = replace_path(cfg, "run.env_steps", args.steps)
+    return apply_overrides(cfg, args.overrides)
+
+
+def default_run_dir(algo: str, cfg: Any) -> Path:
+    """cleanrl-style ``runs/env__algo__seed__time``."""
+    env = cfg.env.id.replace("/", "-").replace(":", "-")
+    return Path("runs") / f"{env}__{algo}__{cfg.run.seed}__{int(time.time())}"
+
+
+def load_run(run_dir: Path) -> tuple[algos.Algorithm, Any]:
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        raise CheckpointError(
+            f"{run_dir} is not a run folder (no {CONFIG_FILE}). Pass the folder that "
+            "`python -m dreamer train --out DIR` created."
+        )
+    data = read_json(path)
+    algo = algos.get(data["algo"])
+    return algo, from_dict(algo.config_cls, data["config"])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    algo = algos.get(args.algo)
+    run_dir = Path(args.out) if args.out else default_run_dir(args.algo, cfg)
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run. Continue it with `python -m dreamer resume "
+            f"{run_dir}`, or choose another --out."
+        )
+    summary = algo.train(cfg, run_dir, resume=False)
+    _print_summary(run_dir, summary)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    algo, cfg = load_run(run_dir)
+    if (run_dir / SUMMARY_FILE).exists():
+        print(f"{run_dir} has already finished; its summary:")
+        _print_summary(run_dir, read_json(run_dir / SUMMARY_FILE))
+        return 0
+    summary = algo.train(cfg, run_dir, resume=True)
+    _print_summary(run_dir, summary)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    algo, cfg = load_run(run_dir)
+    episodes = args.episodes or cfg.run.final_eval_episodes
+    returns = algo.evaluate(cfg, run_dir, episodes=episodes)
+    mean = sum(returns) / len(returns)
+    print(json.dumps({"episodes": len(returns), "return_mean": mean, "returns": returns}))
+    return 0
+
+
+def cmd_show_config(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    for key, value in flatten(cfg).items():
+        print(f"{key} = {json.dumps(value, default=list)}")
+    return 0
+
+
+def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    curve = ", ".join(f"{s}:{r:.1f}" for s, r in summary.get("eval_curve", []))
+    print(
+        f"\nrun folder: {run_dir}\n"
+        f"env steps {summary['env_steps']}, updates {summary['updates']}, "
+        f"wall {summary['wall_seconds']:.0f}s\n"
+        f"final eval return {summary['final_eval_return']:.2f} "
+        f"(best {summary['best_eval_return']}); eval curve [{curve}]"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dreamer", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add_config_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--preset", required=True, help="preset name, e.g. cartpole, atari100k")
+        sp.add_argument("--algo", default="efficientzero", choices=algos.NAMES)
+        sp.add_argument("--env", help="gymnasium id or package.module:factory")
+        sp.add_argument("--seed", type=int)
+        sp.add_argument("--steps", type=int, help="real environment steps (run.env_steps)")
+        sp.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override any config field, e.g. --set search.num_simulations=16",
+        )
+
+    train = sub.add_parser("train", help="start a run")
+    add_config_args(train)
+    train.add_argument("--out", help="run folder (default runs/env__algo__seed__time)")
+    train.set_defaults(func=cmd_train)
+
+    resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
+    resume.add_argument("run_dir")
+    resume.set_defaults(func=cmd_resume)
+
+    evaluate = sub.add_parser("eval", help="greedy evaluation of a run's newest checkpoint")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--episodes", type=int)
+    evaluate.set_defaults(func=cmd_eval)
+
+    show = sub.add_parser("show-config", help="print every config key of a preset")
+    add_config_args(show)
+    show.set_defaults(func=cmd_show_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (
+        ConfigError,
+        CheckpointError,
+        NonFiniteLossError,
+        ObservationSpaceError,
+        FileNotFoundError,
+    ) as e:
+        print(f"dreamer: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "dreamer: interrupted; continue with `python -m dreamer resume DIR`.", file=sys.stderr
+        )
+        return 130

@@ -1,0 +1,9 @@
+"""Errors that stop a run with one clear message (the CLI prints it without a traceback)."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss or gradient became NaN/inf; the last good checkpoint is kept."""
+
+
+class ObservationSpaceError(ValueError):
+    """The environment's observation space is not one the networks can take."""

@@ -1,0 +1,211 @@
+"""Prioritised sequence replay that stores every frame once.
+
+Storage is one ring per parallel environment, ``[E, C, ...]`` with ``C = capacity // E``, so
+each environment's stream stays contiguous and a sequence is a slice of it. Only the newest
+frame of each (stacked) observation is stored; a stack ``o_{t-S+1..t}`` is rebuilt from the
+ring, with frames before an episode's start replaced by the episode's first frame (the same
+padding the environments use at reset). Memory is allocated once and stays flat.
+
+Sampling returns a ``Batch`` of raw sequences (numpy, host); value, value-prefix and policy
+targets are computed from it on device by ``dreamer.targets``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import numpy as np
+
+from dreamer.config import ReplayConfig
+
+
+@chex.dataclass(frozen=True)
+class Batch:
+    """A batch of sequences starting at sampled time t (offsets relative to t).
+
+    W = S - 1 + K + n + 1 frames cover observations o_t .. o_{t+K+n} with S-frame stacks.
+    """
+
+    frames: np.ndarray  # [B, W, *frame] frames t-S+1 .. t+K+n
+    actions: np.ndarray  # [B, K+n] int32 a_t .. a_{t+K+n-1} (random beyond the episode end)
+    rewards: np.ndarray  # [B, K+n] float32 r_t .. (0 beyond the episode end)
+    policies: np.ndarray  # [B, K+1, A] stored search policies at t .. t+K (0 beyond the end)
+    last_offset: np.ndarray  # [B] int32: offset of the episode's last stored step (or newest)
+    terminal: np.ndarray  # [B] bool: the episode has ended (no bootstrap past last_offset)
+    td_steps: np.ndarray  # [B] int32 n-step horizon per sample (off-policy correction)
+    weights: np.ndarray  # [B] float32 importance-sampling weights, max 1
+
+
+class Replay:
+    """Host-side ring buffers; ``add`` one step of all envs, ``sample`` sequences."""
+
+    def __init__(
+        self,
+        cfg: ReplayConfig,
+        *,
+        num_envs: int,
+        frame_shape: tuple[int, ...],
+        frame_dtype: Any,
+        num_actions: int,
+        frame_stack: int,
+    ):
+        self.cfg = cfg
+        self.num_envs = num_envs
+        self.slots = cfg.capacity // num_envs
+        self.frame_stack = frame_stack
+        self.num_actions = num_actions
+        shape = (num_envs, self.slots)
+        self.frames = np.zeros(shape + tuple(frame_shape), frame_dtype)
+        self.actions = np.zeros(shape, np.int32)
+        self.rewards = np.zeros(shape, np.float32)
+        self.policies = np.zeros(shape + (num_actions,), np.float32)
+        self.priorities = np.zeros(shape, np.float64)
+        self.step_id = np.full(shape, -1, np.int64)  # env-local step number held by the slot
+        self.episode_start = np.zeros(shape, np.int64)
+        self.episode_end = np.full(shape, -1, np.int64)  # last step of the episode; -1 ongoing
+        self.inserted_at = np.zeros(shape, np.int64)  # total transitions when added
+        self.count = np.zeros(num_envs, np.int64)  # steps written per env
+        self.current_start = np.zeros(num_envs, np.int64)
+        self.max_priority = np.ones((), np.float64)
+
+    @property
+    def size(self) -> int:
+        return int(np.minimum(self.count, self.slots).sum())
+
+    @property
+    def total_added(self) -> int:
+        return int(self.count.sum())
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        ended: np.ndarray,
+        policies: np.ndarray,
+    ) -> None:
+        """One step of every env: observation o_t the action was chosen at, a_t, r_t, and
+        whether the episode ended with this step (terminated or truncated)."""
+        envs = np.arange(self.num_envs)
+        pos = self.count % self.slots
+        self.frames[envs, pos] = obs[:, -1] if self.frame_stack > 1 else obs
+        self.actions[envs, pos] = actions
+        self.rewards[envs, pos] = rewards
+        self.policies[envs, pos] = policies
+        self.priorities[envs, pos] = self.max_priority
+        self.step_id[envs, pos] = self.count
+        self.episode_start[envs, pos] = self.current_start
+        self.episode_end[envs, pos] = -1
+        self.inserted_at[envs, pos] = self.total_added + envs
+        self.count += 1
+        for e in np.flatnonzero(ended):
+            self._close_episode(e)
+
+    def end_all_episodes(self) -> None:
+        """Mark every ongoing episode as ended (the environments are about to be reset)."""
+        for e in range(self.num_envs):
+            if self.current_start[e] < self.count[e]:
+                self._close_episode(e)
+
+    def _close_episode(self, e: int) -> None:
+        last = self.count[e] - 1
+        first = max(self.current_start[e], self.count[e] - self.slots)
+        self.episode_end[e, np.arange(first, last + 1) % self.slots] = last
+        self.current_start[e] = self.count[e]
+
+    def sample(
+        self, rng: np.random.Generator, *, beta: float, age_unit: float | None = None
+    ) -> tuple[Batch, tuple[np.ndarray, np.ndarray]]:
+        """Sample a batch by priority; returns it with the (env, slot) indices it came from.
+
+        ``age_unit``: with off-policy correction, the n-step horizon shrinks by one for every
+        ``age_unit`` transitions the sample is older than the newest data (min 1).
+        """
+        cfg = self.cfg
+        k, n, s = cfg.unroll_steps, cfg.td_steps, self.frame_stack
+        newest = (self.count - 1)[:, None]
+        eligible = (self.step_id >= 0) & (
+            (self.episode_end >= 0) | (self.step_id + k <= newest)
+        )
+        if not eligible.any():
+            raise ValueError("replay has no complete sequence to sample yet; add more steps.")
+        p = np.where(eligible, self.priorities, 0.0) ** cfg.priority_alpha
+        p = np.where(eligible, p, 0.0).ravel()
+        probs = p / p.sum()
+        flat = rng.choice(probs.size, size=cfg.batch_size, p=probs)
+        env, pos = np.divmod(flat, self.slots)
+        weights = (eligible.sum() * probs[flat]) ** (-beta)
+        weights = (weights / weights.max()).astype(np.float32)
+
+        t = self.step_id[env, pos]
+        start = self.episode_start[env, pos]
+        end = self.episode_end[env, pos]
+        terminal = end >= 0
+        last = np.where(terminal, end, self.count[env] - 1)
+        oldest = np.maximum(start, self.count[env] - self.slots)
+
+        frame_offsets = np.arange(-(s - 1), k + n + 1)
+        u = np.clip(t[:, None] + frame_offsets, oldest[:, None], last[:, None])
+        frames = self.frames[env[:, None], u % self.slots]
+
+        step_offsets = np.arange(k + n)
+        u = t[:, None] + step_offsets
+        inside = u <= last[:, None]
+        slot = np.minimum(u, last[:, None]) % self.slots
+        random_actions = rng.integers(0, self.num_actions, size=u.shape)
+        actions = np.where(inside, self.actions[env[:, None], slot], random_actions)
+        rewards = np.where(inside, self.rewards[env[:, None], slot], 0.0)
+        policies = self.policies[env[:, None], slot[:, : k + 1]]
+        policies = policies * inside[:, : k + 1, None]
+
+        td = np.full(cfg.batch_size, n, np.int64)
+        if cfg.off_policy_correction and age_unit:
+            age = self.total_added - self.inserted_at[env, pos]
+            td = np.clip(n - (age // max(int(age_unit), 1)), 1, n)
+        batch = Batch(
+            frames=frames,
+            actions=actions.astype(np.int32),
+            rewards=rewards.astype(np.float32),
+            policies=policies.astype(np.float32),
+            last_offset=np.minimum(last - t, np.iinfo(np.int32).max).astype(np.int32),
+            terminal=terminal,
+            td_steps=td.astype(np.int32),
+            weights=weights,
+        )
+        return batch, (env, pos)
+
+    def update_priorities(self, index: tuple[np.ndarray, np.ndarray], priorities: Any) -> None:
+        priorities = np.asarray(priorities, np.float64)
+        self.priorities[index] = priorities
+        self.max_priority = np.maximum(self.max_priority, priorities.max())
+
+    # -- checkpointing -----------------------------------------------------------------------
+    _FIELDS = (
+        "frames",
+        "actions",
+        "rewards",
+        "policies",
+        "priorities",
+        "step_id",
+        "episode_start",
+        "episode_end",
+        "inserted_at",
+        "count",
+        "current_start",
+        "max_priority",
+    )
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name in self._FIELDS:
+            value = np.asarray(state[name])
+            current = getattr(self, name)
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"replay field {name} has shape {value.shape} in the checkpoint but "
+                    f"{current.shape} in this config."
+                )
+            setattr(self, name, value.astype(current.dtype))

@@ -1,0 +1,189 @@
+"""The run folder: ``config.json``, ``metrics.csv``, TensorBoard events, ``summary.json``.
+
+Every algorithm (EfficientZero and the model-free baselines) writes the same folder through
+``RunLog``, so benchmarks read one format. Layout::
+
+    RUN/config.json       {"algo": ..., "config": {...}}
+    RUN/metrics.csv       one row per log point: env_steps, updates, wall_seconds,
+                          eval_return_mean (empty where not evaluated), losses, ...
+    RUN/events.*          TensorBoard scalars (same values as metrics.csv)
+    RUN/checkpoints/      orbax checkpoints (see ``dreamer.checkpoint``)
+    RUN/summary.json      written once the run has finished
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+
+# Columns every metrics.csv starts with, in this order; algorithm metrics follow.
+BASE_COLUMNS = ("env_steps", "updates", "wall_seconds", "episode_return_mean", "eval_return_mean")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers."""
+    out = {"python": platform.python_version()}
+    for name in ("dreamer", "jax", "jaxlib", "flax", "optax", "mctx", "gymnasium", "ale-py"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def device_description() -> str:
+    """The accelerator (or CPU) the run used, in words."""
+    import jax
+
+    dev = jax.devices()[0]
+    kind = getattr(dev, "device_kind", dev.platform)
+    cpu = platform.processor() or platform.machine()
+    return f"{dev.platform}:{kind} x{jax.device_count()} (host {cpu}, {os.cpu_count()} cores)"
+
+
+class RunLog:
+    """Appends metric rows to CSV and TensorBoard; writes config and summary files."""
+
+    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = True):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._columns: list[str] | None = None
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.dir), flush_secs=30)
+
+    # -- config ------------------------------------------------------------------------------
+    def write_config(self, algo: str, config: Mapping[str, Any]) -> None:
+        _atomic_write_json(self.dir / CONFIG_FILE, {"algo": algo, "config": dict(config)})
+
+    # -- metrics -----------------------------------------------------------------------------
+    def truncate_after(self, env_steps: int) -> None:
+        """Drop rows logged after ``env_steps`` (used on resume from a checkpoint)."""
+        path = self.dir / METRICS_FILE
+        if not path.exists():
+            return
+        rows = read_metrics(path)
+        keep = [r for r in rows if float(r["env_steps"]) <= env_steps]
+        if rows:
+            columns = list(rows[0].keys())
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(keep)
+            self._columns = columns
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """Append one row; the first row fixes the columns (later unknown keys are dropped)."""
+        path = self.dir / METRICS_FILE
+        if self._columns is None:
+            if path.exists() and path.stat().st_size > 0:
+                with open(path, newline="") as f:
+                    self._columns = next(csv.reader(f))
+            else:
+                extra = sorted(k for k in row if k not in BASE_COLUMNS)
+                self._columns = list(BASE_COLUMNS) + extra
+                with open(path, "w", newline="") as f:
+                    csv.writer(f).writerow(self._columns)
+        values = [_cell(row.get(c)) for c in self._columns]
+        with open(path, "a", newline="") as f:
+            csv.writer(f).writerow(values)
+        if self._tb is not None:
+            step = int(row["env_steps"])
+            for key, value in row.items():
+                if key != "env_steps" and _is_number(value):
+                    self._tb.add_scalar(_tb_name(key), float(value), step)
+
+    # -- summary -----------------------------------------------------------------------------
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        _atomic_write_json(self.dir / SUMMARY_FILE, dict(summary))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+            self._tb.close()
+            self._tb = None
+
+
+def summarize(
+    *,
+    algo: str,
+    env_id: str,
+    seed: int,
+    env_steps: int,
+    updates: int,
+    wall_seconds: float,
+    eval_curve: list[tuple[int, float]],
+    final_eval_returns: list[float],
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``summary.json`` record, the same for every algorithm."""
+    returns = [r for _, r in eval_curve]
+    return {
+        "algo": algo,
+        "env_id": env_id,
+        "seed": seed,
+        "env_steps": int(env_steps),
+        "updates": int(updates),
+        "wall_seconds": float(wall_seconds),
+        "final_eval_return": float(sum(final_eval_returns) / len(final_eval_returns)),
+        "best_eval_return": float(max(returns)) if returns else None,
+        "eval_curve": [[int(s), float(r)] for s, r in eval_curve],
+        "final_eval_returns": [float(r) for r in final_eval_returns],
+        "versions": versions(),
+        "device": device_description(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": dict(config),
+    }
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _tb_name(key: str) -> str:
+    """cleanrl-style grouping: losses/..., charts/..."""
+    if "/" in key:
+        return key
+    if key.startswith("loss") or key.endswith("_loss"):
+        return f"losses/{key}"
+    return f"charts/{key}"

@@ -1,0 +1,1 @@
+"""Presets (functions returning configs) and paper-reproduction scripts."""
