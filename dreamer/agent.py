@@ -168,6 +168,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
     averages = _Averages()
     progress = Progress(budget, env_steps, enabled=run.progress, desc=f"{ALGO} {cfg.env.id}")
     last_eval: float | None = eval_curve[-1][1] if eval_curve else None
+    timing = {"act": 0.0, "env": 0.0, "learn": 0.0}  # seconds, reported in the summary
 
     def learn(count: int) -> None:
         nonlocal state, updates
@@ -206,10 +207,14 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
         for _ in _steps(env_steps, budget, cfg.env.num_envs):
             temperature = temperature_at(cfg.search, env_steps / budget)
             key, sub = jax.random.split(key)
+            tick = time.time()
             out = jax.device_get(agent.act(state.variables, sub, obs, temperature, 1.0))
+            timing["act"] += time.time() - tick
+            tick = time.time()
             next_obs, reward, terminated, truncated, _ = venv.step(out.action)
+            timing["env"] += time.time() - tick
             ended = terminated | truncated
-            replay.add(obs, out.action, reward, ended, out.policy)
+            replay.add(obs, out.action, reward, terminated, truncated, out.policy)
             running += reward
             for i in np.flatnonzero(ended):
                 finished.append(float(running[i]))
@@ -218,7 +223,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
             before, env_steps = env_steps, env_steps + cfg.env.num_envs
             if env_steps > loop.warmup_steps:
                 updates_due += cfg.env.num_envs * loop.replay_ratio
+                tick = time.time()
                 learn(int(updates_due))
+                timing["learn"] += time.time() - tick
                 updates_due -= int(updates_due)
 
             row_eval = None
@@ -229,7 +236,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
                 )
                 row_eval = last_eval = float(np.mean(returns))
                 eval_curve.append((env_steps, row_eval))
-            if _crossed(before, env_steps, run.log_every) or row_eval is not None:
+            if env_steps < budget and (
+                _crossed(before, env_steps, run.log_every) or row_eval is not None
+            ):
                 _log_row(log, env_steps, updates, time.time() - start, finished, row_eval, averages)
                 finished = []
             progress.update(cfg.env.num_envs, eval=last_eval)
@@ -261,6 +270,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
         final_eval_returns=returns,
         config=to_dict(cfg),
     )
+    summary["seconds_by_phase"] = {k: round(v, 2) for k, v in timing.items()}
     RunLog(run_dir, tensorboard=False).write_summary(summary)
     return summary
 

@@ -37,6 +37,8 @@ class Checkpointer:
 
     def save(self, step: int, items: dict[str, Any], meta: dict[str, Any]) -> None:
         args = {name: ocp.args.StandardSave(_to_savable(tree)) for name, tree in items.items()}
+        if step in self._manager.all_steps():  # e.g. the final save of a resumed finished run
+            self._manager.delete(step)
         self._manager.save(
             step, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **args), force=True
         )

@@ -342,9 +342,7 @@ class ReplayConfig:
             self.reanalyze_fraction,
             "in [0, 1]",
         )
-        _require(
-            self.capacity >= self.batch_size, "replay.capacity", self.capacity, ">= batch_size"
-        )
+        _require(self.capacity > 0, "replay.capacity", self.capacity, "positive")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -126,7 +126,9 @@ def make_learner(
 
     def compute_targets(state: LearnerState, batch: Batch, rng: chex.PRNGKey) -> dict:
         tv = state.target_variables
-        b_k, bootstrapped = T.bootstrap_offsets(batch.last_offset, batch.terminal, batch.td_steps, K)
+        b_k, bootstrapped = T.bootstrap_offsets(
+            batch.last_offset, batch.terminal, batch.td_steps, K
+        )
         boot_obs = obs_at(batch, b_k)
         latent = net.apply(tv, boot_obs, method="represent")
         _, v_logits = net.apply(tv, latent, method="predict")

@@ -32,7 +32,7 @@ class Batch:
     rewards: np.ndarray  # [B, K+n] float32 r_t .. (0 beyond the episode end)
     policies: np.ndarray  # [B, K+1, A] stored search policies at t .. t+K (0 beyond the end)
     last_offset: np.ndarray  # [B] int32: offset of the episode's last stored step (or newest)
-    terminal: np.ndarray  # [B] bool: the episode has ended (no bootstrap past last_offset)
+    terminal: np.ndarray  # [B] bool: the episode ended in a terminal state after last_offset
     td_steps: np.ndarray  # [B] int32 n-step horizon per sample (off-policy correction)
     weights: np.ndarray  # [B] float32 importance-sampling weights, max 1
 
@@ -64,6 +64,7 @@ class Replay:
         self.step_id = np.full(shape, -1, np.int64)  # env-local step number held by the slot
         self.episode_start = np.zeros(shape, np.int64)
         self.episode_end = np.full(shape, -1, np.int64)  # last step of the episode; -1 ongoing
+        self.terminal = np.zeros(shape, bool)  # the episode ended in a terminal state
         self.inserted_at = np.zeros(shape, np.int64)  # total transitions when added
         self.count = np.zeros(num_envs, np.int64)  # steps written per env
         self.current_start = np.zeros(num_envs, np.int64)
@@ -82,11 +83,14 @@ class Replay:
         obs: np.ndarray,
         actions: np.ndarray,
         rewards: np.ndarray,
-        ended: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
         policies: np.ndarray,
     ) -> None:
         """One step of every env: observation o_t the action was chosen at, a_t, r_t, and
-        whether the episode ended with this step (terminated or truncated)."""
+        whether the episode ended with this step in a terminal state (value 0 afterwards) or
+        was cut short (truncated: later targets bootstrap from the last stored observation).
+        """
         envs = np.arange(self.num_envs)
         pos = self.count % self.slots
         self.frames[envs, pos] = obs[:, -1] if self.frame_stack > 1 else obs
@@ -97,21 +101,24 @@ class Replay:
         self.step_id[envs, pos] = self.count
         self.episode_start[envs, pos] = self.current_start
         self.episode_end[envs, pos] = -1
+        self.terminal[envs, pos] = False
         self.inserted_at[envs, pos] = self.total_added + envs
         self.count += 1
-        for e in np.flatnonzero(ended):
-            self._close_episode(e)
+        for e in np.flatnonzero(terminated | truncated):
+            self._close_episode(e, bool(terminated[e]))
 
     def end_all_episodes(self) -> None:
-        """Mark every ongoing episode as ended (the environments are about to be reset)."""
+        """Truncate every running episode (the environments are about to be reset)."""
         for e in range(self.num_envs):
             if self.current_start[e] < self.count[e]:
-                self._close_episode(e)
+                self._close_episode(e, terminal=False)
 
-    def _close_episode(self, e: int) -> None:
+    def _close_episode(self, e: int, terminal: bool) -> None:
         last = self.count[e] - 1
         first = max(self.current_start[e], self.count[e] - self.slots)
-        self.episode_end[e, np.arange(first, last + 1) % self.slots] = last
+        slots = np.arange(first, last + 1) % self.slots
+        self.episode_end[e, slots] = last
+        self.terminal[e, slots] = terminal
         self.current_start[e] = self.count[e]
 
     def sample(
@@ -125,9 +132,10 @@ class Replay:
         cfg = self.cfg
         k, n, s = cfg.unroll_steps, cfg.td_steps, self.frame_stack
         newest = (self.count - 1)[:, None]
-        eligible = (self.step_id >= 0) & (
-            (self.episode_end >= 0) | (self.step_id + k <= newest)
-        )
+        last_all = np.where(self.episode_end >= 0, self.episode_end, newest)
+        # Past a terminal the state is absorbing (known); past a cut or the newest step it is
+        # unknown, so the K unrolled steps must lie inside the stored data.
+        eligible = (self.step_id >= 0) & (self.terminal | (self.step_id + k <= last_all))
         if not eligible.any():
             raise ValueError("replay has no complete sequence to sample yet; add more steps.")
         p = np.where(eligible, self.priorities, 0.0) ** cfg.priority_alpha
@@ -141,8 +149,8 @@ class Replay:
         t = self.step_id[env, pos]
         start = self.episode_start[env, pos]
         end = self.episode_end[env, pos]
-        terminal = end >= 0
-        last = np.where(terminal, end, self.count[env] - 1)
+        terminal = self.terminal[env, pos]
+        last = np.where(end >= 0, end, self.count[env] - 1)
         oldest = np.maximum(start, self.count[env] - self.slots)
 
         frame_offsets = np.arange(-(s - 1), k + n + 1)
@@ -190,6 +198,7 @@ class Replay:
         "step_id",
         "episode_start",
         "episode_end",
+        "terminal",
         "inserted_at",
         "count",
         "current_start",

@@ -98,6 +98,14 @@ class RunLog:
                 self._columns = list(BASE_COLUMNS) + extra
                 with open(path, "w", newline="") as f:
                     csv.writer(f).writerow(self._columns)
+        new = sorted(k for k in row if k not in self._columns)
+        if new:  # a metric appeared (e.g. losses once learning starts): widen the file
+            rows = read_metrics(path)
+            self._columns = self._columns + new
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self._columns, restval="")
+                writer.writeheader()
+                writer.writerows(rows)
         values = [_cell(row.get(c)) for c in self._columns]
         with open(path, "a", newline="") as f:
             csv.writer(f).writerow(values)

@@ -83,9 +83,7 @@ def value_prefix_targets(r_t: chex.Array, unroll_steps: int, lstm_horizon: int) 
     return r_t[:, :unroll_steps] @ mask.T.astype(r_t.dtype)
 
 
-def step_masks(
-    last_offset: chex.Array, terminal: chex.Array, unroll_steps: int
-) -> chex.Array:
+def step_masks(last_offset: chex.Array, terminal: chex.Array, unroll_steps: int) -> chex.Array:
     """``[B, K+1]`` True where o_{t+k} is a real observation (not past a terminal)."""
     k = jnp.arange(unroll_steps + 1)[None, :]
     return ~terminal[:, None] | (k <= last_offset[:, None])

@@ -1,0 +1,213 @@
+"""Run folders of the ``python -m dreamer`` CLI: their state, launching runs, reading results.
+
+A run folder holds ``config.json`` from the start, ``metrics.csv`` rows as it goes and
+``summary.json`` once finished. A folder with ``config.json`` but no ``summary.json`` was
+interrupted and is continued with ``python -m dreamer resume DIR``.
+
+Benchmarks start runs only through ``launch`` (tests replace it), and read run folders only
+through the functions here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import enum
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.csv"
+
+
+class RunState(enum.Enum):
+    """Where a run folder stands."""
+
+    NEW = "new"
+    """No ``config.json``: the run has not started (the folder may not exist)."""
+    INTERRUPTED = "interrupted"
+    """``config.json`` but no ``summary.json``: continue with ``dreamer resume``."""
+    FINISHED = "finished"
+    """``summary.json`` exists."""
+
+
+def run_state(run_dir: str | os.PathLike) -> RunState:
+    """The state of ``run_dir`` from the files it holds."""
+    run_dir = Path(run_dir)
+    if (run_dir / SUMMARY_FILE).is_file():
+        return RunState.FINISHED
+    if (run_dir / CONFIG_FILE).is_file():
+        return RunState.INTERRUPTED
+    return RunState.NEW
+
+
+def launch(args: Sequence[str]) -> int:
+    """Runs ``python -m dreamer ARGS`` with this interpreter, streaming its output.
+
+    On Ctrl-C the child (which receives the same SIGINT) gets time to save and exit before
+    the interrupt is passed on, so the run can be resumed.
+    """
+    cmd = [sys.executable, "-m", "dreamer", *args]
+    print(f"$ {shlex.join(cmd)}", flush=True)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+
+
+def train_args(
+    *,
+    algo: str,
+    preset: str,
+    env_id: str,
+    seed: int,
+    steps: int,
+    out: str | os.PathLike,
+    overrides: Sequence[str] = (),
+) -> list[str]:
+    """Arguments of ``python -m dreamer train`` for one run."""
+    args = ["train", "--algo", algo, "--preset", preset, "--env", env_id]
+    args += ["--seed", str(seed), "--steps", str(steps), "--out", str(out)]
+    for item in overrides:
+        args += ["--set", item]
+    return args
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What ``ensure_run`` did for one run folder."""
+
+    run_dir: Path
+    """The run folder."""
+    action: str
+    """``skipped`` (already finished), ``resumed`` or ``trained``."""
+    returncode: int
+    """Exit code of the CLI (0 when skipped)."""
+    finished: bool
+    """Whether the folder holds ``summary.json`` afterwards."""
+
+
+def ensure_run(run_dir: str | os.PathLike, train: Sequence[str]) -> Outcome:
+    """Brings ``run_dir`` to the finished state: skip, resume or start it with ``train`` args."""
+    run_dir = Path(run_dir)
+    state = run_state(run_dir)
+    if state is RunState.FINISHED:
+        return Outcome(run_dir, "skipped", 0, True)
+    if state is RunState.INTERRUPTED:
+        action, code = "resumed", launch(["resume", str(run_dir)])
+    else:
+        action, code = "trained", launch(list(train))
+    return Outcome(run_dir, action, code, run_state(run_dir) is RunState.FINISHED)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON file as a dict."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """Writes ``data`` atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of ``metrics.csv`` (empty list if there is none)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def eval_curve(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluation curve ``(env_steps [T], mean_return [T])`` of a run, sorted by steps.
+
+    Taken from ``summary.json``'s ``eval_curve`` when the run has finished, otherwise from
+    the rows of ``metrics.csv`` that have an ``eval_return_mean``.
+    """
+    run_dir = Path(run_dir)
+    points: list[tuple[float, float]] = []
+    if (run_dir / SUMMARY_FILE).is_file():
+        summary_curve = read_json(run_dir / SUMMARY_FILE).get("eval_curve") or []
+        points = [(float(s), float(r)) for s, r in summary_curve]
+    if not points:
+        for row in read_metrics(run_dir):
+            value = (row.get("eval_return_mean") or "").strip()
+            if value:
+                points.append((float(row["env_steps"]), float(value)))
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    steps, returns = np.array(sorted(points)).T
+    return steps, returns
+
+
+def result_record(run_dir: str | os.PathLike, **identity: Any) -> dict[str, Any]:
+    """The per-run result JSON of a finished run: ``identity`` fields, then the summary's.
+
+    Fields: ``eval_returns`` (per-episode returns of the last evaluation), ``final_eval_return``
+    (their mean), ``best_eval_return``, ``eval_curve``, ``env_steps``, ``updates``,
+    ``wall_seconds``, ``steps_per_second``, ``algo``, ``env_id``, ``config``, ``versions``,
+    ``device`` and ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / SUMMARY_FILE)
+    config = summary.get("config")
+    if config is None and (run_dir / CONFIG_FILE).is_file():
+        config = read_json(run_dir / CONFIG_FILE).get("config")
+    wall = float(summary["wall_seconds"])
+    env_steps = int(summary["env_steps"])
+    return {
+        **identity,
+        "algo": summary.get("algo"),
+        "env_id": summary.get("env_id"),
+        "eval_returns": [float(r) for r in summary.get("final_eval_returns", [])],
+        "final_eval_return": float(summary["final_eval_return"]),
+        "best_eval_return": summary.get("best_eval_return"),
+        "eval_curve": np.stack(eval_curve(run_dir), axis=-1).tolist(),
+        "env_steps": env_steps,
+        "updates": int(summary["updates"]),
+        "wall_seconds": wall,
+        "steps_per_second": env_steps / wall if wall > 0 else None,
+        "config": config,
+        "versions": summary.get("versions", {}),
+        "device": summary.get("device"),
+        "run_dir": str(run_dir),
+    }
+
+
+def parse_seeds(spec: str) -> tuple[int, ...]:
+    """``0,1,2`` or a range ``0-4`` -> a tuple of seeds."""
+    seeds: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:
+            first, last = part.split("-", 1)
+            seeds.extend(range(int(first), int(last) + 1))
+        else:
+            seeds.append(int(part))
+    if not seeds:
+        raise ValueError(f"no seeds in {spec!r}; give e.g. 0,1,2")
+    return tuple(dict.fromkeys(seeds))

@@ -1,0 +1,154 @@
+"""Sample-efficiency suites: envs x algos x real-step budgets x seeds, as frozen records.
+
+Every run of a suite uses its algorithm's preset, the suite's budget as ``--steps`` and the
+suite's evaluation overrides, so the algorithms are compared on the same real-step budget and
+evaluation protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """An environment of a suite."""
+
+    env_id: str
+    """gymnasium id passed to ``--env``."""
+    threshold: float | None = None
+    """Return that counts as solved (CartPole-v1: 475), or None for no threshold."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoSpec:
+    """An algorithm of a suite and the preset it runs with."""
+
+    algo: str
+    """``--algo`` of the CLI: efficientzero, dqn or ppo."""
+    preset: str
+    """``--preset`` of the CLI."""
+    overrides: tuple[str, ...] = ()
+    """``key=value`` overrides for this algorithm only."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """Envs x algos x real-step budgets x seeds, with one evaluation protocol for all."""
+
+    name: str
+    """Suite name (``--suite``)."""
+    envs: tuple[EnvSpec, ...]
+    """Environments."""
+    algos: tuple[AlgoSpec, ...]
+    """Algorithms with their presets."""
+    budgets: tuple[int, ...]
+    """Real env-step budgets (``--steps`` of each run)."""
+    seeds: tuple[int, ...]
+    """Seeds of each (env, algo, budget)."""
+    overrides: tuple[str, ...] = ()
+    """Overrides applied to every run: the shared evaluation protocol."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a suite."""
+
+    env: EnvSpec
+    algo: AlgoSpec
+    budget: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """Folder and file stem: ``CartPole-v1__dqn__5000__seed0``."""
+        env = self.env.env_id.replace("/", "-").replace(":", "-")
+        return f"{env}__{self.algo.algo}__{self.budget}__seed{self.seed}"
+
+
+def suite_runs(suite: Suite) -> list[RunSpec]:
+    """All runs of ``suite``; seeds outermost, so a partial suite has every algo per seed."""
+    return [
+        RunSpec(env, algo, budget, seed)
+        for seed in suite.seeds
+        for budget in suite.budgets
+        for env in suite.envs
+        for algo in suite.algos
+    ]
+
+
+ALGOS = ("efficientzero", "dqn", "ppo")
+
+SUITES = {
+    "cartpole": Suite(
+        name="cartpole",
+        envs=(EnvSpec("CartPole-v1", threshold=475.0),),
+        algos=tuple(AlgoSpec(a, "cartpole") for a in ALGOS),
+        budgets=(5_000,),
+        seeds=(0,),
+        overrides=("run.eval_every=500", "run.eval_episodes=8", "run.final_eval_episodes=8"),
+    ),
+    "atari": Suite(
+        name="atari",
+        envs=tuple(EnvSpec(f"ALE/{g}-v5") for g in ("Pong", "Breakout", "Boxing")),
+        algos=tuple(AlgoSpec(a, "atari100k") for a in ALGOS),
+        budgets=(100_000,),
+        seeds=(0, 1, 2),
+        overrides=("run.eval_every=10000", "run.eval_episodes=8", "run.final_eval_episodes=32"),
+    ),
+}
+"""Suites by name. Their evaluation overrides repeat the EfficientZero presets' protocol
+(``cartpole``: 8 episodes every 500 steps; ``atari100k``: 8 every 10k, 32 at the end) so
+that every algorithm is evaluated the same way. ``cartpole`` with its one seed is sized for
+under 10 minutes on 2 CPU cores; ``atari`` needs a GPU."""
+
+
+def customize(
+    suite: Suite,
+    *,
+    steps: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    algos: Sequence[str] | None = None,
+    envs: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Suite:
+    """``suite`` with command-line choices applied; overrides may be ``ALGO:key=value``."""
+    chosen = suite.algos
+    if algos:
+        names = [a.algo for a in suite.algos]
+        unknown = set(algos) - set(names)
+        if unknown:
+            raise ValueError(f"unknown algos {sorted(unknown)}; suite {suite.name!r} has {names}")
+        chosen = tuple(a for a in suite.algos if a.algo in algos)
+    common = list(suite.overrides)
+    per_algo: dict[str, list[str]] = {a.algo: list(a.overrides) for a in chosen}
+    for item in overrides:
+        head, sep, rest = item.partition(":")
+        if sep and head in ALGOS:
+            if head in per_algo:  # an override for an algo left out of this suite is dropped
+                per_algo[head].append(rest)
+        else:
+            common.append(item)
+    env_specs = suite.envs
+    if envs:
+        env_specs = tuple(e for e in suite.envs if e.env_id in envs)
+        env_specs += tuple(EnvSpec(e) for e in envs if e not in {s.env_id for s in env_specs})
+    return dataclasses.replace(
+        suite,
+        envs=env_specs,
+        algos=tuple(dataclasses.replace(a, overrides=_last_wins(per_algo[a.algo])) for a in chosen),
+        budgets=tuple(steps) if steps else suite.budgets,
+        seeds=tuple(seeds) if seeds else suite.seeds,
+        overrides=_last_wins(common),
+    )
+
+
+def _last_wins(overrides: Sequence[str]) -> tuple[str, ...]:
+    """Drops overrides of a key that a later one sets again (the CLI would apply the last)."""
+    by_key: dict[str, str] = {}
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        by_key.pop(key, None)
+        by_key[key] = item
+    return tuple(by_key.values())

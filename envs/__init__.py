@@ -1,0 +1,27 @@
+"""Making environments: gymnasium ids, the Atari-100k protocol, custom envs, vector envs.
+
+```python
+import envs
+env = envs.make("ALE/Pong-v5", seed=0)                   # Atari-100k protocol, train mode
+env = envs.make("ALE/Pong-v5", mode="eval", noop_max=0)  # AtariOptions fields as options
+env = envs.make("CartPole-v1")                           # any gymnasium id
+env = envs.make("envs.examples:make_corridor", length=5) # package.module:factory
+envs.register("corridor", make_corridor)                 # a short name of our own
+venv = envs.make_vector("ALE/Pong-v5", 8, seed=0)        # SAME_STEP autoreset
+```
+
+This package depends on gymnasium, ale-py and numpy only; it never imports ``dreamer``.
+"""
+
+from envs.atari import MODES, Atari100kEnv, AtariOptions
+from envs.registry import EnvFactory, make, make_vector, register
+
+__all__ = [
+    "MODES",
+    "Atari100kEnv",
+    "AtariOptions",
+    "EnvFactory",
+    "make",
+    "make_vector",
+    "register",
+]

@@ -1,0 +1,57 @@
+"""A tiny custom environment, to show how to plug your own env in.
+
+Use it as ``envs.make("envs.examples:make_corridor", length=5)`` (or ``--env
+envs.examples:make_corridor`` on the command line), or give it a short name with
+``envs.register("corridor", make_corridor)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+
+class Corridor(gymnasium.Env):
+    """A 1-D corridor of ``length`` cells: start in cell 0, reach the last cell.
+
+    Observation: float32 one-hot of the position, shape ``[length]``. Actions: 0 = left,
+    1 = right. Reward 1 on reaching the end (terminated), else 0; truncated after
+    ``max_steps`` steps. The start is deterministic, so seeding changes nothing.
+    """
+
+    def __init__(self, length: int = 8, max_steps: int = 32):
+        if length < 2:
+            raise ValueError(f"length must be >= 2, got {length}")
+        self.length, self.max_steps = length, max_steps
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (length,), np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self._position = self._steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._position = self._steps = 0
+        return self._observation(), {}
+
+    def step(self, action: int):
+        self._position = int(np.clip(self._position + (1 if action else -1), 0, self.length - 1))
+        self._steps += 1
+        terminated = self._position == self.length - 1
+        truncated = not terminated and self._steps >= self.max_steps
+        return self._observation(), float(terminated), terminated, truncated, {}
+
+    def _observation(self) -> np.ndarray:
+        observation = np.zeros(self.length, np.float32)
+        observation[self._position] = 1.0
+        return observation
+
+
+def make_corridor(*, length: int = 8, max_steps: int = 32, mode: str = "train") -> Corridor:
+    """Factory for ``envs.make("envs.examples:make_corridor", length=..., max_steps=...)``.
+
+    A factory that declares ``mode`` (or ``**kwargs``) is also given the mode ("train" or
+    "eval"); the corridor is the same in both.
+    """
+    del mode
+    return Corridor(length=length, max_steps=max_steps)

@@ -1,0 +1,486 @@
+"""Tests of ``benchmarks``: statistics, published aggregates, the runners and the reports.
+
+Training runs are replaced by ``FakeCli``, a test double that writes run folders in the
+contract's format, so no test starts ``python -m dreamer``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+from scipy.stats import trim_mean as scipy_trim_mean
+
+from benchmarks import (
+    aggregate,
+    atari100k,
+    curves,
+    machine,
+    published,
+    runs,
+    sample_efficiency,
+    scores,
+    stats,
+    suites,
+)
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE_MACHINE = {"platform": "test", "processor": "x", "cpu_count": 2, "python": "3"}
+
+# ------------------------------------------------------------------------------------------
+# stats
+
+
+def test_human_normalized_hand_cases():
+    np.testing.assert_allclose(stats.human_normalized(60.0, 10.0, 110.0), 0.5)
+    np.testing.assert_allclose(
+        stats.human_normalized([10.0, 110.0, 0.0], 10.0, 110.0), [0.0, 1.0, -0.1]
+    )
+
+
+def test_trim_mean_hand_case_and_scipy_convention():
+    assert stats.trim_mean(np.arange(1.0, 9.0), 0.25) == pytest.approx(4.5)  # mean of 3..6
+    x = np.random.default_rng(0).normal(size=(4, 26))
+    np.testing.assert_allclose(stats.trim_mean(x, 0.25), scipy_trim_mean(x, 0.25, axis=-1))
+
+
+def test_aggregates_hand_case():
+    runs_ = [np.array([1.0, 3.0]), np.array([2.0, 2.0]), np.array([10.0, 0.0])]  # means 2, 2, 5
+    assert stats.mean(runs_) == pytest.approx(3.0)
+    assert stats.median(runs_) == pytest.approx(2.0)
+    assert stats.iqm(runs_) == pytest.approx(2.0)  # pooled [0,1,2,2,3,10] -> mean(1,2,2,3)
+    assert stats.iqm_per_game(runs_) == pytest.approx(3.0)  # 3 means: nothing trimmed
+    assert stats.fraction_above(runs_, 2.5) == pytest.approx(1 / 3)
+
+
+def _synthetic_runs(seeds: int, games: int = 10, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [g / games + rng.normal(0.0, 0.5, size=seeds) for g in range(games)]
+
+
+@pytest.mark.parametrize("name", sorted(stats.AGGREGATES))
+def test_stratified_bootstrap_contains_point_and_is_deterministic(name):
+    data = _synthetic_runs(seeds=5)
+    a = stats.stratified_bootstrap(data, stats.AGGREGATES[name], reps=500, seed=3)
+    b = stats.stratified_bootstrap(data, stats.AGGREGATES[name], reps=500, seed=3)
+    assert a == b
+    assert a.low <= a.point <= a.high
+    assert a.low < a.high
+
+
+def test_stratified_bootstrap_narrows_with_more_seeds():
+    widths = []
+    for seeds in (3, 10, 100):
+        interval = stats.stratified_bootstrap(_synthetic_runs(seeds), stats.mean, reps=500)
+        widths.append(interval.high - interval.low)
+    assert widths[0] > widths[1] > widths[2]
+    assert widths[2] < 0.5 * widths[0]
+
+
+def test_stratified_bootstrap_resamples_within_games():
+    # One seed per game: every replicate is the data itself, so the interval is a point.
+    data = [np.array([v]) for v in (0.1, 0.5, 2.0, 3.0)]
+    interval = stats.stratified_bootstrap(data, stats.iqm, reps=200)
+    assert interval.low == interval.point == interval.high == pytest.approx(1.25)
+
+
+def test_bootstrap_mean_curve():
+    values = np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 4.0], [1.0, 2.0, 6.0]])
+    mean, low, high = stats.bootstrap_mean_curve(values, reps=400, seed=1)
+    np.testing.assert_allclose(mean, [1.0, 2.0, 4.0])
+    assert np.all(low <= mean) and np.all(mean <= high) and np.all(low < high)
+    again = stats.bootstrap_mean_curve(values, reps=400, seed=1)
+    np.testing.assert_array_equal(again[1], low)
+    one = stats.bootstrap_mean_curve(values[:1], reps=50)
+    np.testing.assert_array_equal(one[1], values[0])
+    np.testing.assert_array_equal(one[2], values[0])
+
+
+# ------------------------------------------------------------------------------------------
+# published reference data and the scores CLI
+
+SOURCES_TABLE = {  # reference/SOURCES.md, "Aggregates (computed from the CSV)"
+    "efficientzero": (26, 1.943, 1.090, 1.047, 14),
+    "bbf": (26, 2.247, 0.917, 1.139, 12),
+    "spr": (26, 0.616, 0.396, 0.415, 6),
+    "der": (26, 0.285, 0.161, 0.142, 2),
+    "dreamerv3": (26, 1.130, 0.560, 0.599, 9),
+    "muzero": (26, 0.562, 0.227, 0.288, 5),
+}
+
+
+@pytest.mark.parametrize("method", sorted(SOURCES_TABLE))
+def test_published_aggregates_reproduce_sources(method):
+    agg = scores.published_aggregates(method)
+    got = (agg["games"], agg["mean"], agg["median"], agg["iqm"], agg["superhuman"])
+    n, mean, median, iqm, superhuman = SOURCES_TABLE[method]
+    assert got[0] == n and got[4] == superhuman
+    np.testing.assert_allclose(got[1:4], (mean, median, iqm), atol=5e-4)
+
+
+def test_empty_published_column_is_explained():
+    agg = scores.published_aggregates("efficient_zero_v2")
+    assert agg["games"] == 0 and agg["mean"] is None
+    assert "empty" in agg["note"]
+
+
+def test_scores_cli_json(capsys):
+    assert scores.main(["--published", "efficientzero", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["efficientzero"]
+    assert out["efficientzero"]["games"] == 26
+    assert round(out["efficientzero"]["mean"], 3) == 1.943
+    assert round(out["efficientzero"]["median"], 3) == 1.090
+    assert round(out["efficientzero"]["iqm"], 3) == 1.047
+
+
+def test_scores_module_entry_point_all():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scores", "--published", "all"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    assert "bbf" in done.stdout and "2.247" in done.stdout
+    assert "efficient_zero_v2" in done.stdout and "no published values" in done.stdout
+
+
+@pytest.mark.parametrize("module", ["atari100k", "aggregate", "sample_efficiency"])
+def test_module_entry_points_parse_arguments(module):
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    assert done.stdout.startswith(f"usage: python -m benchmarks.{module}")
+
+
+def test_reference_is_packaged_and_games_map_to_ale_ids():
+    assert published.SCORES_CSV.parent == REPO / "benchmarks" / "reference"
+    assert (REPO / "benchmarks" / "reference" / "SOURCES.md").is_file()
+    table = published.load_reference()
+    assert len(table.games) == 26 and np.isnan(table.methods["efficient_zero_v2"]).all()
+    assert published.ale_id("KungFuMaster") == "ALE/KungFuMaster-v5"
+    assert published.ale_id("upndown") == "ALE/UpNDown-v5"
+    assert published.game_from_ale_id("ALE/Jamesbond-v5") == "Jamesbond"
+    assert published.parse_games("pong, ALE/MsPacman-v5") == ("MsPacman", "Pong")
+    with pytest.raises(ValueError, match="unknown Atari 100k game"):
+        published.canonical_game("Tetris")
+
+
+def test_ale_ids_are_registered():
+    gymnasium = pytest.importorskip("gymnasium")
+    ale_py = pytest.importorskip("ale_py")
+    gymnasium.register_envs(ale_py)
+    missing = [g for g in published.GAMES if published.ale_id(g) not in gymnasium.envs.registry]
+    assert missing == []
+
+
+# ------------------------------------------------------------------------------------------
+# A test double of the CLI: writes run folders in the contract's format.
+
+
+def write_run(run_dir: Path, *, algo, env_id, seed, steps, curve, final_returns, finish=True):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"run": {"seed": seed, "env_steps": steps, "eval_every": 500}}
+    (run_dir / "config.json").write_text(json.dumps({"algo": algo, "config": config}))
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["env_steps", "updates", "wall_seconds", "eval_return_mean", "loss"])
+        for s, r in curve:
+            writer.writerow([s - 250, s // 2 - 125, s / 100, "", 0.5])  # a row without eval
+            writer.writerow([s, s // 2, s / 100, r, 0.4])
+    if finish:
+        summary = {
+            "algo": algo,
+            "env_id": env_id,
+            "seed": seed,
+            "env_steps": steps,
+            "updates": steps // 2,
+            "wall_seconds": steps / 100,
+            "final_eval_return": float(np.mean(final_returns)),
+            "best_eval_return": max(r for _, r in curve),
+            "eval_curve": [list(p) for p in curve],
+            "final_eval_returns": list(final_returns),
+            "versions": {"jax": "0.0-test"},
+            "device": "cpu:test",
+            "config": config,
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+class FakeCli:
+    """Stands in for ``runs.launch``: records calls and writes the run folder they ask for."""
+
+    def __init__(self, final_return):
+        self.calls: list[list[str]] = []
+        self.final_return = final_return  # (env_id, algo, seed) -> return
+
+    def __call__(self, args):
+        self.calls.append(list(args))
+        if args[0] == "resume":
+            run_dir = Path(args[1])
+            meta = json.loads((run_dir / "config.json").read_text())
+            env_id = "ALE/" + run_dir.name.split("__")[0] + "-v5"
+            seed, steps = meta["config"]["run"]["seed"], meta["config"]["run"]["env_steps"]
+            algo = meta["algo"]
+        else:
+            opts = dict(zip(args[1::2], args[2::2], strict=False))
+            run_dir, env_id, algo = Path(opts["--out"]), opts["--env"], opts["--algo"]
+            seed, steps = int(opts["--seed"]), int(opts["--steps"])
+        final = self.final_return(env_id, algo, seed)
+        curve = [(s, final * s / steps) for s in range(500, steps + 1, 500)]
+        write_run(
+            run_dir,
+            algo=algo,
+            env_id=env_id,
+            seed=seed,
+            steps=steps,
+            curve=curve,
+            final_returns=[final - 1.0, final + 1.0],
+        )
+        return 0
+
+
+def ez_fraction(env_id, algo, seed):
+    """Final return: a fraction of EfficientZero's published score, by seed."""
+    table = published.load_reference()
+    i = table.index(published.game_from_ale_id(env_id))
+    return float(table.methods["efficientzero"][i]) * (0.5 + 0.25 * seed)
+
+
+# ------------------------------------------------------------------------------------------
+# Atari 100k runner and aggregator
+
+
+def test_runner_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
+    fake = FakeCli(ez_fraction)
+    monkeypatch.setattr(runs, "launch", fake)
+    out = tmp_path / "atari"
+    finished_curve = [(500, 1.0), (1000, 2.0)]
+    write_run(
+        out / "runs" / "Pong__seed0",
+        algo="efficientzero",
+        env_id="ALE/Pong-v5",
+        seed=0,
+        steps=1000,
+        curve=finished_curve,
+        final_returns=[2.0],
+    )
+    write_run(
+        out / "runs" / "Boxing__seed0",
+        algo="efficientzero",
+        env_id="ALE/Boxing-v5",
+        seed=0,
+        steps=1000,
+        curve=[(500, 1.0)],
+        final_returns=[1.0],
+        finish=False,
+    )
+
+    outcomes = atari100k.run_benchmark(
+        games=("Boxing", "Breakout", "Pong"),
+        seeds=(0,),
+        steps=1000,
+        preset="atari100k",
+        out=out,
+        overrides=("search.num_simulations=4",),
+    )
+
+    assert [o.action for o in outcomes] == ["resumed", "trained", "skipped"]
+    assert all(o.finished for o in outcomes)
+    assert fake.calls[0] == ["resume", str(out / "runs" / "Boxing__seed0")]
+    assert fake.calls[1] == [
+        "train", "--algo", "efficientzero", "--preset", "atari100k", "--env", "ALE/Breakout-v5",
+        "--seed", "0", "--steps", "1000", "--out", str(out / "runs" / "Breakout__seed0"),
+        "--set", "search.num_simulations=4",
+    ]  # fmt: skip
+    assert len(fake.calls) == 2
+    pong = json.loads((out / "results" / "Pong__seed0.json").read_text())
+    assert pong["game"] == "Pong" and pong["seed"] == 0 and pong["eval_returns"] == [2.0]
+    assert pong["final_eval_return"] == 2.0 and pong["env_steps"] == 1000
+    assert pong["steps_per_second"] == pytest.approx(100.0)
+    assert pong["hns"] == pytest.approx((2.0 + 20.7) / (14.6 + 20.7))
+    for key in ("config", "versions", "device", "wall_seconds", "updates", "ale_id"):
+        assert key in pong
+    assert sorted(p.name for p in (out / "results").iterdir()) == [
+        "Boxing__seed0.json",
+        "Breakout__seed0.json",
+        "Pong__seed0.json",
+    ]
+
+
+def test_runner_main_reports_failures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "launch", lambda args: 3)  # a CLI that fails at once
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    code = atari100k.main(["--games", "Pong", "--seeds", "0", "--out", str(tmp_path)])
+    assert code == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_aggregate_partial_results_report_and_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "launch", FakeCli(ez_fraction))
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    root = tmp_path / "atari"
+    code = atari100k.main(
+        [
+            "--games",
+            "Pong,Breakout,Qbert",
+            "--seeds",
+            "0,1",
+            "--steps",
+            "1000",
+            "--out",
+            str(root),
+            "--no-report",
+        ]
+    )
+    assert code == 0
+    # A finished run folder without a result JSON is picked up as well.
+    write_run(
+        root / "runs" / "Alien__seed0",
+        algo="efficientzero",
+        env_id="ALE/Alien-v5",
+        seed=0,
+        steps=1000,
+        curve=[(500, 300.0), (1000, 400.0)],
+        final_returns=[400.0],
+    )
+
+    assert aggregate.main([str(root), "--reps", "200"]) == 0
+    assert "Partial results: 4 of 26 games" in capsys.readouterr().out
+    report = (root / "report.md").read_text()
+    assert "Partial results: 4 of 26 games" in report and "| Qbert | 2 |" in report
+    for name in ("per_game_hns.png", "aggregates.png", "learning_curves.png"):
+        assert (root / name).stat().st_size > 1000
+    summary = json.loads((root / "aggregate.json").read_text())
+    assert summary["games"] == ["Alien", "Breakout", "Pong", "Qbert"]
+    assert summary["num_runs"] == 7
+    table = published.load_reference()
+    i = table.index("Pong")
+    ez_pong = table.methods["efficientzero"][i]
+    pong = next(r for r in summary["per_game"] if r["game"] == "Pong")
+    expected = np.mean(
+        [stats.human_normalized(ez_pong * f, table.random[i], table.human[i]) for f in (0.5, 0.75)]
+    )
+    assert pong["hns"] == pytest.approx(expected)
+    ours = summary["ours"]["mean"]
+    assert ours["low"] <= ours["point"] <= ours["high"]
+    assert summary["published_same_games"]["efficientzero"]["games"] == 4
+    assert summary["published_all_games"]["efficientzero"]["mean"] == pytest.approx(1.943, abs=5e-4)
+
+
+# ------------------------------------------------------------------------------------------
+# Sample efficiency
+
+
+def test_threshold_logic_on_hand_made_curves():
+    steps = np.array([500, 1000, 1500, 2000, 2500, 3000])
+    dips = np.array([100, 480, 300, 490, 500, 476])
+    assert curves.first_reach(steps, dips, 475) == 1000
+    assert curves.stays_above_from(steps, dips, 475) == 2000
+    ends_low = np.array([480, 500, 500, 500, 500, 400])
+    assert curves.first_reach(steps, ends_low, 475) == 500
+    assert curves.stays_above_from(steps, ends_low, 475) is None
+    never = np.full(6, 100.0)
+    assert curves.first_reach(steps, never, 475) is None
+    assert curves.stays_above_from(steps, never, 475) is None
+    always = np.full(6, 500.0)
+    assert curves.stays_above_from(steps, always, 475) == 500
+    assert curves.first_reach(steps, np.array([0, 0, 475, 0, 0, 0]), 475) == 1500  # at = reached
+    assert curves.value_at(steps, dips, 1700) == 300 and curves.value_at(steps, dips, 10) is None
+
+
+def test_align_curves_on_common_range():
+    a = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 10.0, 20.0]))
+    b = (np.array([5.0, 15.0, 30.0]), np.array([1.0, 1.0, 1.0]))
+    grid, values = curves.align_curves([a, b])
+    np.testing.assert_array_equal(grid, [5.0, 10.0, 15.0, 20.0])
+    np.testing.assert_allclose(values, [[5.0, 10.0, 15.0, 20.0], [1.0, 1.0, 1.0, 1.0]])
+    same, vals = curves.align_curves([a, a])
+    np.testing.assert_array_equal(same, a[0])
+    np.testing.assert_array_equal(vals[1], a[1])
+
+
+def test_customize_suite_and_per_algo_overrides():
+    suite = suites.customize(
+        suites.SUITES["cartpole"],
+        steps=[1000],
+        seeds=[0, 1],
+        algos=["dqn", "ppo"],
+        overrides=["dqn:optim.lr=0.1", "run.log_every=100", "efficientzero:search.x=1"],
+    )
+    assert suite.budgets == (1000,) and suite.seeds == (0, 1)
+    assert [a.algo for a in suite.algos] == ["dqn", "ppo"]
+    assert suite.algos[0].overrides == ("optim.lr=0.1",) and suite.algos[1].overrides == ()
+    assert suite.overrides[-1] == "run.log_every=100"
+    again = suites.customize(suites.SUITES["cartpole"], overrides=["run.eval_every=100"])
+    assert again.overrides == (
+        "run.eval_episodes=8",
+        "run.final_eval_episodes=8",
+        "run.eval_every=100",
+    )
+    assert len(suites.suite_runs(suite)) == 4
+    assert suites.suite_runs(suite)[0].name == "CartPole-v1__dqn__1000__seed0"
+    with pytest.raises(ValueError, match="unknown algos"):
+        suites.customize(suites.SUITES["cartpole"], algos=["sac"])
+
+
+def test_sample_efficiency_suite_end_to_end(tmp_path, monkeypatch, capsys):
+    returns = {"efficientzero": 500.0, "dqn": 300.0, "ppo": 200.0}
+    fake = FakeCli(lambda env_id, algo, seed: returns[algo] + 10 * seed)
+    monkeypatch.setattr(runs, "launch", fake)
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    out = tmp_path / "se"
+    argv = [
+        "--suite",
+        "cartpole",
+        "--steps",
+        "2000",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--set",
+        "ppo:optim.lr=0.1",
+        "--reps",
+        "200",
+    ]
+
+    assert sample_efficiency.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Machine: test" in printed and str(out / "report.md") in printed
+    assert len(fake.calls) == 6
+    ppo_calls = [c for c in fake.calls if c[2] == "ppo"]
+    assert all("optim.lr=0.1" in c for c in ppo_calls)
+    assert not any("optim.lr=0.1" in c for c in fake.calls if c[2] != "ppo")
+    assert all("run.eval_every=500" in c for c in fake.calls)
+
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["algo"]: r for r in summary["rows"]}
+    ez = rows["efficientzero"]
+    assert ez["final_return"]["point"] == pytest.approx(505.0)
+    # Curves rise linearly to the final return: 500 * s / 2000 >= 475 first at s = 2000.
+    assert ez["first_reach"]["median"] == 2000 and ez["first_reach"]["reached"] == 2
+    assert ez["stays_above_from"]["per_seed"] == [2000, 2000]
+    assert rows["dqn"]["first_reach"]["median"] is None
+    assert ez["eval_steps"] == [500, 1000, 1500, 2000]
+    assert (out / "curves__CartPole-v1__2000.png").stat().st_size > 1000
+    assert "never (0/2)" in (out / "report.md").read_text()
+    record = json.loads((out / "results" / "CartPole-v1__dqn__2000__seed1.json").read_text())
+    assert record["final_eval_return"] == 310.0 and record["first_reach"] is None
+
+    fake.calls.clear()  # a second invocation finds every run finished
+    assert sample_efficiency.main(argv) == 0
+    assert fake.calls == []

@@ -1,0 +1,155 @@
+"""envs/: id resolution, registry, seeding, vector envs, the example env and resizing."""
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs import registry
+from envs.examples import Corridor, make_corridor
+from envs.resize import AreaResize, area_weights
+
+CORRIDOR = "envs.examples:make_corridor"
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    monkeypatch.setattr(registry, "_FACTORIES", {})
+
+
+def test_gymnasium_id_is_made_and_seeded():
+    env = envs.make("CartPole-v1", seed=3)
+    obs, _ = env.reset()
+    assert env.observation_space.contains(obs)
+    np.testing.assert_array_equal(obs, envs.make("CartPole-v1").reset(seed=3)[0])
+    assert envs.make("CartPole-v1", max_episode_steps=7).spec.max_episode_steps == 7
+    recreated = envs.make("CartPole-v1", seed=3).spec.make()  # the seed is part of the spec
+    np.testing.assert_array_equal(recreated.reset()[0], obs)
+
+
+def test_module_factory_makes_the_example_env():
+    env = envs.make(CORRIDOR, length=3)
+    assert isinstance(env.unwrapped, Corridor)
+    obs, _ = env.reset()
+    np.testing.assert_array_equal(obs, [1, 0, 0])
+    obs, reward, terminated, _, _ = env.step(1)
+    assert not terminated and reward == 0.0
+    obs, reward, terminated, truncated, _ = env.step(1)
+    np.testing.assert_array_equal(obs, [0, 0, 1])
+    assert terminated and not truncated and reward == 1.0
+
+
+def test_example_env_passes_gymnasium_checks():
+    check_env(make_corridor(length=4), skip_render_check=True)
+
+
+def test_register_passes_options_and_mode(clean_registry):
+    calls = []
+
+    def factory(length, mode):
+        calls.append((length, mode))
+        return Corridor(length=length)
+
+    envs.register("corridor", factory)
+    envs.register("corridor", factory)  # the same factory again is fine
+    env = envs.make("corridor", mode="eval", length=5)
+    assert env.observation_space.shape == (5,) and calls == [(5, "eval")]
+    envs.register("plain", lambda length: Corridor(length=length))  # no mode parameter
+    assert envs.make("plain", length=4).observation_space.shape == (4,)
+    with pytest.raises(ValueError, match="already registered"):
+        envs.register("corridor", make_corridor)
+
+
+def test_factories_must_return_a_gymnasium_env(clean_registry):
+    envs.register("not-an-env", lambda: object())
+    with pytest.raises(TypeError, match="'not-an-env'.*gymnasium.Env"):
+        envs.make("not-an-env")
+    with pytest.raises(TypeError, match="gymnasium.Env"):
+        envs.make("builtins:dict")
+
+
+def test_bad_module_factory_ids_explain_the_format():
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'"):
+        envs.make("no_such_module_xyz:make")
+    with pytest.raises(ValueError, match="package.module:factory"):
+        envs.make("envs.examples:no_such_factory")
+
+
+def test_unknown_id_suggests_close_matches():
+    with pytest.raises(ValueError) as error:
+        envs.make("Pongg")
+    message = str(error.value)
+    assert "'Pongg'" in message and "'ALE/Pong-v5'" in message
+    assert "package.module:factory" in message
+    with pytest.raises(ValueError, match="'CartPole-v1'"):
+        envs.make("CartPol-v1")
+    with pytest.raises(ValueError, match="'ALE/Breakout-v5'"):
+        envs.make("ALE/Breakuot-v5")
+
+
+def test_bad_mode_and_vectorization_name_the_valid_values():
+    with pytest.raises(ValueError, match="'train', 'eval'.*'test'"):
+        envs.make(CORRIDOR, mode="test")
+    with pytest.raises(ValueError, match="'sync', 'async'"):
+        envs.make_vector(CORRIDOR, 2, vectorization="threads")
+
+
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_vector_env_autoresets_in_the_same_step(vectorization):
+    venv = envs.make_vector(CORRIDOR, 2, seed=0, vectorization=vectorization, length=3)
+    obs, _ = venv.reset()
+    np.testing.assert_array_equal(obs, [[1, 0, 0], [1, 0, 0]])
+    obs, _, terminated, _, info = venv.step(np.array([1, 0]))
+    assert not terminated.any() and "final_obs" not in info
+    obs, reward, terminated, _, info = venv.step(np.array([1, 1]))
+    np.testing.assert_array_equal(terminated, [True, False])
+    np.testing.assert_array_equal(reward, [1.0, 0.0])
+    np.testing.assert_array_equal(obs, [[1, 0, 0], [0, 1, 0]])  # env 0 already reset
+    np.testing.assert_array_equal(info["_final_obs"], [True, False])
+    np.testing.assert_array_equal(info["final_obs"][0], [0, 0, 1])
+    venv.close()
+
+
+def test_vector_env_is_deterministic_under_a_seed():
+    def rollout():
+        venv = envs.make_vector("CartPole-v1", 3, seed=1)
+        observations = [venv.reset()[0]]
+        for _ in range(30):
+            observations.append(venv.step(np.array([0, 1, 1]))[0])
+        venv.close()
+        return np.stack(observations)
+
+    first = rollout()
+    np.testing.assert_array_equal(first, rollout())
+    np.testing.assert_array_equal(first[0, 2], envs.make("CartPole-v1", seed=3).reset()[0])
+
+
+@pytest.mark.parametrize("in_hw, out_hw", [((21, 16), (9, 6)), ((6, 4), (3, 2)), ((5, 7), (5, 7))])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_area_resize_matches_exact_area_average(in_hw, out_hw, channels):
+    (in_h, in_w), (out_h, out_w) = in_hw, out_hw
+    frame = np.random.default_rng(0).integers(0, 256, (in_h, in_w, channels), dtype=np.uint8)
+    # Exact reference: supersample to the common grid, then average each output cell.
+    fine = frame.astype(np.float64).repeat(out_h, axis=0).repeat(out_w, axis=1)
+    expected = fine.reshape(out_h, in_h, out_w, in_w, channels).mean(axis=(1, 3))
+    out = np.zeros((out_h, out_w, channels), np.uint8)
+    AreaResize(in_hw, out_hw, channels)(frame if channels == 3 else frame[..., 0], out)
+    np.testing.assert_array_equal(out, np.floor(expected + 0.5))
+
+
+def test_area_weights_are_exact_fractions():
+    np.testing.assert_allclose(
+        area_weights(5, 3), [[0.6, 0.4, 0, 0, 0], [0, 0.2, 0.6, 0.2, 0], [0, 0, 0, 0.4, 0.6]]
+    )
+    np.testing.assert_allclose(area_weights(210, 96).sum(axis=1), 1.0)
+
+
+def test_envs_never_imports_dreamer():
+    import pathlib
+
+    for path in pathlib.Path(envs.__file__).parent.glob("*.py"):
+        assert "dreamer" not in {
+            line.split()[1].split(".")[0]
+            for line in path.read_text().splitlines()
+            if line.startswith(("import ", "from "))
+        }, path

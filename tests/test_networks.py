@@ -1,0 +1,114 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dreamer.config import ModelConfig
+from dreamer.errors import ObservationSpaceError
+from dreamer.networks import make_network
+
+TINY_MLP = ModelConfig(
+    kind="auto",
+    latent_dim=8,
+    hidden=(16,),
+    head_hidden=(8,),
+    lstm_hidden=8,
+    value_support=5,
+    reward_support=3,
+    norm="layer",
+    proj_hidden=16,
+    proj_out=16,
+    pred_hidden=8,
+)
+TINY_CONV = ModelConfig(
+    kind="auto",
+    channels=8,
+    num_blocks=1,
+    reduced_channels=2,
+    head_hidden=(8,),
+    lstm_hidden=8,
+    value_support=5,
+    reward_support=3,
+    norm="batch",
+    proj_hidden=16,
+    proj_out=16,
+    pred_hidden=8,
+)
+
+
+def _init(cfg, obs_shape, dtype, batch=3):
+    net = make_network(cfg, obs_shape, num_actions=4)
+    obs = jnp.asarray(np.random.default_rng(0).integers(0, 255, (batch,) + obs_shape), dtype)
+    variables = net.init(jax.random.PRNGKey(0), obs, jnp.zeros(batch, jnp.int32))
+    return net, variables, obs
+
+
+@pytest.mark.parametrize(
+    "cfg, obs_shape, dtype, latent_shape",
+    [(TINY_MLP, (5,), jnp.float32, (8,)), (TINY_CONV, (4, 96, 96, 3), jnp.uint8, (6, 6, 8))],
+)
+def test_shapes_and_dtypes(cfg, obs_shape, dtype, latent_shape):
+    net, variables, obs = _init(cfg, obs_shape, dtype)
+    latent = net.apply(variables, obs, method="represent")
+    assert latent.shape == (3,) + latent_shape and latent.dtype == jnp.float32
+    assert float(latent.min()) >= 0.0 and float(latent.max()) <= 1.0 + 1e-6
+    policy, value = net.apply(variables, latent, method="predict")
+    assert policy.shape == (3, 4) and value.shape == (3, 11)
+    lstm = net.apply(variables, 3, method="initial_lstm")
+    nxt, lstm2, prefix = net.apply(variables, latent, lstm, jnp.array([0, 1, 3]), method="dynamics")
+    assert nxt.shape == latent.shape and prefix.shape == (3, 7)
+    assert lstm2[0].shape == (3, 8)
+    proj = net.apply(variables, latent, predictor=True, method="project")
+    assert proj.shape == (3, 16)
+
+
+def test_same_key_same_output():
+    _, v1, _ = _init(TINY_MLP, (5,), jnp.float32)
+    _, v2, _ = _init(TINY_MLP, (5,), jnp.float32)
+    chex_equal = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), v1, v2)
+    assert all(jax.tree.leaves(chex_equal))
+
+
+def test_heads_start_at_zero_value():
+    net, variables, obs = _init(TINY_MLP, (5,), jnp.float32)
+    latent = net.apply(variables, obs, method="represent")
+    policy, value = net.apply(variables, latent, method="predict")
+    np.testing.assert_allclose(policy, 0.0)  # zero-initialised output layers (EfficientZero)
+    np.testing.assert_allclose(value, 0.0)
+
+
+def test_finite_gradients_for_every_parameter():
+    net, variables, obs = _init(TINY_CONV, (4, 96, 96, 3), jnp.uint8, batch=2)
+
+    def loss(params):
+        out, _ = net.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            obs,
+            jnp.array([1, 2]),
+            train=True,
+            mutable=["batch_stats"],
+        )
+        return sum(jnp.sum(jnp.sin(o)) for o in out)
+
+    grads = jax.grad(loss)(variables["params"])
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert bool(jnp.isfinite(g).all()), path
+
+
+def test_batchnorm_inference_is_per_example():
+    """In search (train=False) an example's output must not depend on the rest of the batch."""
+    net, variables, obs = _init(TINY_CONV, (4, 96, 96, 3), jnp.uint8, batch=3)
+    alone = net.apply(variables, obs[:1], method="represent")
+    together = net.apply(variables, obs, method="represent")
+    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
+    # Training mode uses batch statistics and updates the running averages.
+    _, updates = net.apply(variables, obs, train=True, mutable=["batch_stats"], method="represent")
+    before = jax.tree.leaves(variables["batch_stats"])
+    after = jax.tree.leaves(updates["batch_stats"])
+    assert any(not jnp.allclose(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4, 5, 6)])
+def test_unsupported_observation_shape_is_a_clear_error(shape):
+    with pytest.raises(ObservationSpaceError, match="not supported"):
+        make_network(TINY_MLP, shape, num_actions=2)
