@@ -133,7 +133,7 @@ class EfficientZeroNet(nn.Module):
 
     # -- h ---------------------------------------------------------------------------------
     def represent(self, obs: chex.Array, train: bool = False) -> chex.Array:
-        """obs ``[B, S, H, W, C]`` uint8 or ``[B, D]`` float -> latent ``[B, 6, 6, ch]``/``[B, L]``."""
+        """obs ``[B, S, H, W, C]`` uint8 or ``[B, D]`` -> latent ``[B, 6, 6, C]`` or ``[B, L]``."""
         if self.image:
             b, s, hh, ww, ch = obs.shape
             x = jnp.transpose(obs, (0, 2, 3, 1, 4)).reshape(b, hh, ww, s * ch)

@@ -9,7 +9,6 @@ from dreamer.networks import make_network
 from dreamer.replay import Replay
 from experiments.efficientzero import debug
 
-
 OVERRIDES = [
     "replay.batch_size=16",
     "optim.learning_rate=3e-3",

@@ -47,7 +47,7 @@ def test_n_step_values_match_plain_python(jit):
     for i in range(B):
         for k in range(K + 1):
             want = reference_value(
-                rewards[i], lambda j: table[i, j], k, td[i], last[i], terminal[i], gamma
+                rewards[i], table[i].__getitem__, k, td[i], last[i], terminal[i], gamma
             )
             assert got[i, k] == pytest.approx(want, abs=1e-4), (i, k)
 
