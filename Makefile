@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint format clean
+.PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,31 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Atari 100k: 26 games x 3 seeds; rerun to continue (finished runs are skipped, others resumed).
+GAMES ?= all
+SEEDS ?= 0,1,2
+STEPS ?= 100000
+PRESET ?= atari100k
+SMOKE_SET := --set search.num_simulations=4 --set replay.batch_size=8 --set replay.capacity=1000 \
+	--set replay.reanalyze_simulations=2 --set loop.warmup_steps=100 --set optim.warmup_updates=10 \
+	--set model.channels=16 --set model.lstm_hidden=32 --set model.proj_hidden=64 \
+	--set model.proj_out=64 --set model.pred_hidden=32 --set env.num_eval_envs=1 \
+	--set run.eval_every=0 --set run.eval_episodes=1 --set run.final_eval_episodes=1 \
+	--set run.log_every=100 --set run.checkpoint_every=150
+
 run: $(STAMP)
 	$(PY) -m benchmarks.sample_efficiency --suite cartpole
+
+atari100k: $(STAMP)
+	$(PY) -m benchmarks.atari100k --games $(GAMES) --seeds $(SEEDS) --steps $(STEPS) \
+		--preset $(PRESET) --out results/atari100k
+
+atari100k-smoke: $(STAMP)
+	$(PY) -m benchmarks.atari100k --games Pong,Boxing --seeds 0 --steps 300 --preset atari100k \
+		--out results/atari100k-smoke $(SMOKE_SET)
+
+scores: $(STAMP)
+	$(PY) -m benchmarks.scores --published all
 
 test: $(STAMP)
 	$(PY) -m pytest -q

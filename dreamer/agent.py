@@ -126,10 +126,15 @@ class _Averages:
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
     """Train (or continue) an EfficientZero run in ``run_dir``; returns the summary."""
     run_dir = Path(run_dir)
+    ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
+    if resume and ckpt.latest_step() is None:
+        raise CheckpointError(
+            f"{run_dir} has no complete checkpoint to resume from; start the run again "
+            "with `python -m dreamer train`."
+        )
     _validate(cfg)
     agent = _Agent(cfg)
     log = RunLog(run_dir)
-    ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     state, replay = agent.new_learner(), agent.new_replay()
     rng = np.random.default_rng(cfg.run.seed)
     key = jax.random.PRNGKey(cfg.run.seed + 1)
@@ -138,11 +143,6 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
     eval_curve: list[tuple[int, float]] = []
     if resume:
         step = ckpt.latest_step()
-        if step is None:
-            raise CheckpointError(
-                f"{run_dir} has no complete checkpoint to resume from; start the run again "
-                "with `python -m dreamer train`."
-            )
         arrays, meta = ckpt.restore(
             {"learner": state, "replay": replay.state(), "key": {"key": key}}, step=step
         )

@@ -76,12 +76,7 @@ class Checkpointer:
 
 
 def _to_savable(tree: Any) -> Any:
-    """orbax stores arrays only: turn Python and numpy scalars into 0-d arrays."""
+    """Host numpy arrays only: device arrays are fetched once, scalars become 0-d arrays."""
     import jax
 
-    def convert(x: Any) -> Any:
-        if isinstance(x, int | float | bool | np.generic):
-            return np.asarray(x)
-        return x
-
-    return jax.tree.map(convert, tree)
+    return jax.tree.map(np.asarray, jax.device_get(tree))

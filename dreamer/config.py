@@ -103,40 +103,65 @@ def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
     """Return ``cfg`` with each ``dotted.key=value`` override applied.
 
     Values are parsed as JSON where possible (``16``, ``0.5``, ``true``, ``[1, 2]``) and
-    otherwise taken as strings, then checked against the field's type.
+    otherwise taken as strings, then checked against the field's type. Overrides of one
+    section are applied together, so fields that are validated jointly can change together.
     """
+    nested: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. run.seed=1).")
         key, raw = item.split("=", 1)
-        cfg = replace_path(cfg, key.strip(), _parse_value(raw.strip()))
-    return cfg
+        *sections, leaf = key.strip().split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r} conflicts with another override.")
+        node[leaf] = _Leaf(_parse_value(raw.strip()))
+    return _replace_nested(cfg, nested, "")
 
 
-def replace_path(cfg: T, key: str, value: Any, _prefix: str = "") -> T:
+class _Leaf:
+    """An override value (distinguishes values from nested sections)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def replace_path(cfg: T, key: str, value: Any) -> T:
     """Return ``cfg`` with the leaf at dotted ``key`` replaced by ``value`` (type-checked)."""
-    head, _, rest = key.partition(".")
-    full = _prefix + key
+    *sections, leaf = key.split(".")
+    nested: dict[str, Any] = {leaf: _Leaf(value)}
+    for section in reversed(sections):
+        nested = {section: nested}
+    return _replace_nested(cfg, nested, "")
+
+
+def _replace_nested(cfg: T, changes: dict[str, Any], prefix: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cfg)}
-    if head not in fields:
-        valid = ", ".join(sorted(fields))
-        raise ConfigError(
-            f"unknown config key {full!r} in {type(cfg).__name__}; valid keys here: {valid}. "
-            "Run `python -m dreamer show-config --preset NAME` to list every key."
-        )
-    current = getattr(cfg, head)
-    if rest:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"config key {head!r} is a value, not a section: cannot set {key!r}.")
-        new = replace_path(current, rest, value, _prefix + head + ".")
-    else:
-        if dataclasses.is_dataclass(current):
-            raise ConfigError(f"config key {full!r} is a section; set one of its fields instead.")
-        new = _coerce(typing.get_type_hints(type(cfg))[head], value, full)
+    hints = typing.get_type_hints(type(cfg))
+    kwargs = {}
+    for name, change in changes.items():
+        full = prefix + name
+        if name not in fields:
+            valid = ", ".join(sorted(fields))
+            raise ConfigError(
+                f"unknown config key {full!r} in {type(cfg).__name__}; valid keys here: "
+                f"{valid}. Run `python -m dreamer show-config --preset NAME` to list every key."
+            )
+        current = getattr(cfg, name)
+        if isinstance(change, _Leaf):
+            if dataclasses.is_dataclass(current):
+                raise ConfigError(f"config key {full!r} is a section; set one of its fields.")
+            kwargs[name] = _coerce(hints[name], change.value, full)
+        else:
+            if not dataclasses.is_dataclass(current):
+                raise ConfigError(f"config key {name!r} is a value, not a section: {full!r}.")
+            kwargs[name] = _replace_nested(current, change, full + ".")
     try:
-        return dataclasses.replace(cfg, **{head: new})
+        return dataclasses.replace(cfg, **kwargs)
     except ConfigError as e:
-        raise ConfigError(f"override {full}={value!r}: {e}") from None
+        raise ConfigError(f"override of {prefix.rstrip('.') or 'config'}: {e}") from None
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:

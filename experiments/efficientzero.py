@@ -106,18 +106,18 @@ def cartpole() -> Config:
             unroll_steps=5,
             td_steps=10,
             discount=0.99,
-            reanalyze_fraction=0.5,
+            reanalyze_fraction=0.25,
             reanalyze_simulations=16,
         ),
         optim=OptimConfig(
             optimizer="adam",
-            learning_rate=3e-3,
+            learning_rate=1e-3,
             weight_decay=1e-5,
             warmup_updates=100,
             decay="cosine",
             target_update_every=100,
         ),
-        loop=LoopConfig(warmup_steps=400, replay_ratio=0.5),
+        loop=LoopConfig(warmup_steps=400, replay_ratio=1.0),
     )
 
 

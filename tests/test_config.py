@@ -50,3 +50,12 @@ def test_configs_are_frozen():
     cfg = Config()
     with pytest.raises(AttributeError):
         cfg.search = None  # type: ignore[misc]
+
+
+def test_fields_validated_together_can_change_together():
+    cfg = apply_overrides(
+        Config(), ["search.temperatures=[0.25]", "search.temperature_milestones=[]"]
+    )
+    assert cfg.search.temperatures == (0.25,) and cfg.search.temperature_milestones == ()
+    with pytest.raises(ConfigError, match="one more entry"):
+        apply_overrides(Config(), ["search.temperatures=[0.25]"])

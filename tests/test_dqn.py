@@ -1,0 +1,257 @@
+"""DQN family: targets, losses, replay, networks, learner and one end-to-end run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dreamer.baselines import dqn
+from dreamer.baselines.config import DQNConfig, DQNParams, NetworkConfig
+from dreamer.baselines.dqn_learning import (
+    Batch,
+    double_q_target,
+    huber,
+    linear_epsilon,
+    make_learner,
+    td_loss,
+)
+from dreamer.baselines.networks import QNetwork, dueling_aggregate, random_shift
+from dreamer.baselines.replay import Replay, n_step_return
+from dreamer.config import ConfigError, EnvConfig, RunConfig
+from dreamer.runlog import read_metrics
+
+
+def test_n_step_return_stops_at_episode_end():
+    rewards = np.array([[1.0, 2.0, 3.0]] * 3)
+    terminated = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], bool)
+    truncated = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 1]], bool)
+    returns, discounts, steps = n_step_return(rewards, terminated, truncated, 0.5)
+    np.testing.assert_allclose(returns, [1 + 0.5 * 2 + 0.25 * 3, 1 + 0.5 * 2, 1.0])
+    np.testing.assert_allclose(discounts, [0.125, 0.0, 0.5])  # truncation still bootstraps
+    np.testing.assert_array_equal(steps, [3, 2, 1])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_double_q_target(jit):
+    f = jax.jit(double_q_target) if jit else double_q_target
+    q_target = jnp.array([[1.0, 5.0], [3.0, 2.0]])
+    q_online = jnp.array([[2.0, 1.0], [0.0, 4.0]])
+    r, discount = jnp.array([1.0, 1.0]), jnp.array([0.5, 0.0])
+    np.testing.assert_allclose(f(q_target, q_online, r, discount), [1.5, 1.0])
+    np.testing.assert_allclose(f(q_target, q_target, r, discount), [3.5, 1.0])  # plain max
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_dueling_aggregate(jit):
+    f = jax.jit(dueling_aggregate) if jit else dueling_aggregate
+    q = f(jnp.array([1.0, 2.0]), jnp.array([[1.0, 3.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(q, [[0.0, 2.0], [2.0, 2.0]])
+
+
+def test_huber_and_weighted_td_loss():
+    np.testing.assert_allclose(huber(jnp.array([0.5, -2.0]), 1.0), [0.125, 1.5])
+    q = jnp.array([[1.0, 2.0], [0.0, 0.0]])
+    loss, td = td_loss(q, jnp.array([1, 0]), jnp.array([2.5, 3.0]), jnp.array([1.0, 0.5]), 1.0)
+    np.testing.assert_allclose(td, [0.5, 3.0])
+    np.testing.assert_allclose(loss, (0.125 + 0.5 * 2.5) / 2)
+
+
+def test_linear_epsilon():
+    p = DQNParams(epsilon_start=1.0, epsilon_final=0.1, epsilon_decay_start=100)
+    p = dataclasses.replace(p, epsilon_decay_steps=900)
+    assert linear_epsilon(p, 0) == 1.0
+    assert linear_epsilon(p, 550) == pytest.approx(0.55)
+    assert linear_epsilon(p, 5_000) == pytest.approx(0.1)
+
+
+def _fill_stacked_replay(n_step: int) -> tuple[Replay, dict[int, tuple]]:
+    """Two episodes of frame ids ``1000 e + t`` with a 2-frame stack: the first terminates
+    after 3 steps, the second is truncated after 4. Reward of a step = its frame id."""
+    replay = Replay(
+        capacity=64,
+        num_envs=1,
+        obs_shape=(2, 1),
+        obs_dtype=np.float32,
+        stacked=True,
+        n_step=n_step,
+        gamma=0.5,
+    )
+    truth = {}
+    for episode, (length, terminal) in enumerate([(3, True), (4, False)], start=1):
+        ids = [1000 * episode + t for t in range(-1, length + 1)]
+        for t in range(length):
+            obs = np.array([[[ids[t]], [ids[t + 1]]]], np.float32)
+            end = t == length - 1
+            final = np.array([[[ids[t + 1]], [ids[t + 2]]]], np.float32)
+            replay.add(
+                obs,
+                np.array([t % 2]),
+                np.array([float(ids[t + 1])]),
+                np.array([end and terminal]),
+                np.array([end and not terminal]),
+                final,
+            )
+            steps = min(n_step, length - t)
+            ret = sum(0.5**k * ids[t + 1 + k] for k in range(steps))
+            ends = t + steps == length
+            discount = 0.0 if (ends and terminal) else 0.5**steps
+            truth[ids[t + 1]] = (ret, discount, ids[t + 1 + steps])
+    return replay, truth
+
+
+def test_replay_rebuilds_stacks_and_n_step_targets():
+    replay, truth = _fill_stacked_replay(n_step=2)
+    assert replay.size == len(truth) == 7
+    batch = replay.sample(256, np.random.default_rng(0), alpha=0.0, beta=1.0)
+    seen = set()
+    for i in range(256):
+        frame = int(batch["obs"][i, -1, 0])
+        seen.add(frame)
+        ret, discount, next_frame = truth[frame]
+        np.testing.assert_array_equal(batch["obs"][i, :, 0], [frame - 1, frame])
+        assert batch["reward"][i] == pytest.approx(ret)
+        assert batch["discount"][i] == pytest.approx(discount)
+        np.testing.assert_array_equal(batch["next_obs"][i, :, 0], [next_frame - 1, next_frame])
+        assert batch["weight"][i] == 1.0
+    assert seen == set(truth)
+
+
+def test_replay_priorities_and_interrupt():
+    replay, truth = _fill_stacked_replay(n_step=2)
+    rng = np.random.default_rng(0)
+    index = np.flatnonzero(replay.ready.ravel())
+    favourite = index[0]
+    replay.update_priorities(index, np.ones(len(index)))
+    replay.update_priorities(np.array([favourite]), np.array([6.0]))  # P = 6 / 12
+    batch = replay.sample(512, rng, alpha=1.0, beta=1.0)
+    hits = batch["index"] == favourite
+    assert 0.4 < hits.mean() < 0.6
+    # weights (N P)^-beta over their maximum: (7 * 1/2)^-1 / (7 * 1/12)^-1 = 1/6
+    np.testing.assert_allclose(batch["weight"][hits], 1 / 6, rtol=1e-6)
+    np.testing.assert_allclose(batch["weight"][~hits], 1.0)
+    # A running episode has no next observation for its newest step; on resume it becomes
+    # the final frame and the step before it is truncated (bootstrapping from it).
+    obs = np.array([[[3000.0], [3001.0]]], np.float32)
+    for frame in (3001.0, 3002.0):
+        replay.add(obs, np.array([0]), np.array([frame]), *np.zeros((2, 1), bool), obs)
+        obs = obs + 1
+    size = replay.size
+    replay.interrupt()
+    assert replay.size == size + 1
+    batch = replay.sample(512, rng, alpha=0.0, beta=1.0)
+    mask = batch["obs"][:, -1, 0] == 3001.0
+    assert mask.any()
+    np.testing.assert_allclose(batch["reward"][mask], 3001.0)
+    np.testing.assert_allclose(batch["discount"][mask], 0.5)
+    np.testing.assert_array_equal(batch["next_obs"][mask, :, 0], [[3001.0, 3002.0]] * mask.sum())
+
+
+def test_networks_shapes_and_random_shift():
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 4, 36, 36, 3)), jnp.uint8)
+    cfg = NetworkConfig(kind="auto", conv_dense=16, head_hidden=(8,))
+    net = QNetwork(cfg, num_actions=5, dueling=True)
+    params = jax.jit(net.init)(jax.random.PRNGKey(0), images)
+    q = jax.jit(net.apply)(params, images)
+    assert q.shape == (2, 5) and q.dtype == jnp.float32
+    np.testing.assert_array_equal(random_shift(jax.random.PRNGKey(1), images, 0), images)
+    shifted = random_shift(jax.random.PRNGKey(1), images, 4)
+    assert shifted.shape == images.shape and shifted.dtype == images.dtype
+    torch_net = QNetwork(NetworkConfig(kind="mlp", hidden=(8,), init="torch"), 2, dueling=False)
+    torch_params = jax.jit(torch_net.init)(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    bias = torch_params["params"]["Torso_0"]["Linear_0"]["Dense_0"]["bias"]
+    assert 0 < float(jnp.abs(bias).max()) <= 0.5  # uniform in +-1/sqrt(fan_in = 4)
+
+
+def test_repeated_updates_lower_the_loss():
+    rng = np.random.default_rng(0)
+    p = DQNParams(lr=1e-2, double=True, dueling=True, n_step=3)
+    net = QNetwork(NetworkConfig(kind="mlp", hidden=(32,)), num_actions=3, dueling=True)
+    learner = make_learner(p, net, augment=False)
+    batch = Batch(
+        obs=rng.normal(size=(32, 4)).astype(np.float32),
+        action=rng.integers(0, 3, 32),
+        reward=rng.normal(size=32).astype(np.float32),
+        discount=np.full(32, 0.9, np.float32),
+        next_obs=rng.normal(size=(32, 4)).astype(np.float32),
+        weight=np.ones(32, np.float32),
+    )
+    state = learner.init(jax.random.PRNGKey(0), batch.obs[:1])
+    state = learner.sync_target(state)
+    losses = []
+    for _ in range(30):
+        state, metrics = learner.update(state, batch)
+        losses.append(float(metrics["loss/q"]))
+        assert bool(metrics["finite"])
+    assert losses[-1] < 0.5 * losses[0]
+    assert int(state.step) == 30
+    actions, _ = learner.act(state.params, batch.obs, jax.random.PRNGKey(1), 0.0)
+    q = learner.q_values(state.params, batch.obs)
+    np.testing.assert_array_equal(actions, jnp.argmax(q, axis=-1))
+
+
+def test_bad_values_raise_config_error_with_the_fix():
+    with pytest.raises(ConfigError, match="dqn.gamma"):
+        DQNParams(gamma=1.5)
+    with pytest.raises(ConfigError, match="dqn.buffer_size"):
+        Replay(
+            capacity=40,
+            num_envs=2,
+            obs_shape=(4,),
+            obs_dtype=np.float32,
+            stacked=False,
+            n_step=30,
+            gamma=0.9,
+        )
+
+
+def _tiny_config(env_steps: int) -> DQNConfig:
+    return DQNConfig(
+        env=EnvConfig(id="CartPole-v1", num_envs=2, num_eval_envs=2),
+        run=RunConfig(
+            env_steps=env_steps,
+            eval_every=200,
+            eval_episodes=2,
+            final_eval_episodes=2,
+            log_every=100,
+            checkpoint_every=200,
+            progress=False,
+        ),
+        network=NetworkConfig(kind="mlp", hidden=(16,)),
+        dqn=DQNParams(
+            lr=1e-3,
+            batch_size=16,
+            buffer_size=1_000,
+            learning_starts=100,
+            n_step=3,
+            double=True,
+            dueling=True,
+            prioritized=True,
+            target_update_interval=50,
+            train_freq=4,
+            epsilon_decay_steps=200,
+        ),
+    )
+
+
+def test_train_writes_run_folder_and_resumes(tmp_path):
+    summary = dqn.train(_tiny_config(400), tmp_path)
+    assert summary["env_steps"] == 400 and summary["updates"] > 0
+    assert [s for s, _ in summary["eval_curve"]] == [200, 400]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["final_eval_return"] == summary["final_eval_return"]
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400]
+    assert rows[-1]["loss/q"] != "" and rows[0]["eval_return_mean"] == ""
+
+    resumed = dqn.train(_tiny_config(600), tmp_path, resume=True)
+    assert resumed["env_steps"] == 600 and resumed["updates"] > summary["updates"]
+    assert [s for s, _ in resumed["eval_curve"]] == [200, 400, 600]
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400, 500, 600]
+    returns = dqn.evaluate(_tiny_config(600), tmp_path, episodes=2)
+    assert len(returns) == 2
