@@ -10,7 +10,6 @@ run does (same data, same updates, same curve on the same machine).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,13 @@ import numpy as np
 
 from dreamer.actor import greedy_policy, make_actor
 from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.config import Config, ConfigError, to_dict
-from dreamer.errors import NonFiniteLossError, ObservationSpaceError
+from dreamer.config import Config, ConfigError
+from dreamer.errors import ObservationSpaceError
 from dreamer.evaluation import evaluate_policy, make_vector_env
 from dreamer.learner import LearnerState, make_learner
 from dreamer.networks import make_network
-from dreamer.progress import Progress
 from dreamer.replay import Replay
-from dreamer.runlog import RunLog, summarize
+from dreamer.runbook import RunBook, crossed
 from dreamer.search import temperature_at
 
 ALGO = "efficientzero"
@@ -88,21 +86,9 @@ class _Agent:
             frame_stack=sp.frame_stack,
         )
 
-    def evaluate(self, variables: Any, *, episodes: int, seed: int) -> list[float]:
-        policy = greedy_policy(self.act, variables, jax.random.PRNGKey(seed))
-        return evaluate_policy(self.cfg.env, policy, episodes=episodes, seed=seed)
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-    return every > 0 and after // every > before // every
-
 
 def _env_seed(cfg: Config, env_steps: int) -> int:
     return cfg.run.seed * 1_000_003 + env_steps
-
-
-def _eval_seed(cfg: Config, env_steps: int) -> int:
-    return 10_000_019 + cfg.run.seed * 1_000_003 + env_steps
 
 
 class _Averages:
@@ -126,186 +112,113 @@ class _Averages:
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
     """Train (or continue) an EfficientZero run in ``run_dir``; returns the summary."""
     run_dir = Path(run_dir)
-    ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
-    if resume and ckpt.latest_step() is None:
+    if resume and Checkpointer(run_dir).latest_step() is None:
         raise CheckpointError(
             f"{run_dir} has no complete checkpoint to resume from; start the run again "
             "with `python -m dreamer train`."
         )
     _validate(cfg)
     agent = _Agent(cfg)
-    log = RunLog(run_dir)
+    book = RunBook(ALGO, cfg, run_dir, resume=resume)
+    try:
+        return _train(cfg, agent, book, resume=resume)
+    finally:
+        book.close()
+
+
+def _train(cfg: Config, agent: _Agent, book: RunBook, *, resume: bool) -> dict[str, Any]:
+    run, loop = cfg.run, cfg.loop
     state, replay = agent.new_learner(), agent.new_replay()
-    rng = np.random.default_rng(cfg.run.seed)
-    key = jax.random.PRNGKey(cfg.run.seed + 1)
+    rng = np.random.default_rng(run.seed)
+    key = jax.random.PRNGKey(run.seed + 1)
     env_steps = updates = 0
-    wall_offset, updates_due = 0.0, 0.0
-    eval_curve: list[tuple[int, float]] = []
+    updates_due = 0.0
     if resume:
-        step = ckpt.latest_step()
-        arrays, meta = ckpt.restore(
-            {"learner": state, "replay": replay.state(), "key": {"key": key}}, step=step
-        )
+        like = {"learner": state, "replay": replay.state(), "key": {"key": key}}
+        arrays, meta = book.restore(like)
         state, key = arrays["learner"], arrays["key"]["key"]
         replay.load_state(arrays["replay"])
         rng.bit_generator.state = meta["numpy_rng"]
         env_steps, updates = meta["env_steps"], meta["updates"]
-        wall_offset, updates_due = meta["wall_seconds"], meta["updates_due"]
-        eval_curve = [tuple(x) for x in meta["eval_curve"]]
-        log.truncate_after(env_steps)
-        print(f"resuming {run_dir} from env step {env_steps} ({updates} updates)")
-    else:
-        log.write_config(ALGO, to_dict(cfg))
+        updates_due = meta["updates_due"]
+        print(f"resuming {book.run_dir} from env step {env_steps} ({updates} updates)")
 
-    run, loop = cfg.run, cfg.loop
     budget = run.env_steps
-    start = time.time() - wall_offset
     age_unit = cfg.replay.off_policy_age_ratio * budget
+    timing = {"act": 0.0, "env": 0.0, "learn": 0.0}  # seconds, reported in the summary
+    averages = _Averages()
     venv = make_vector_env(cfg.env, num_envs=cfg.env.num_envs, seed=0, mode="train")
     obs, _ = venv.reset(seed=_env_seed(cfg, env_steps))
-    running = np.zeros(cfg.env.num_envs)
-    finished: list[float] = []
-    averages = _Averages()
-    progress = Progress(budget, env_steps, enabled=run.progress, desc=f"{ALGO} {cfg.env.id}")
-    last_eval: float | None = eval_curve[-1][1] if eval_curve else None
-    timing = {"act": 0.0, "env": 0.0, "learn": 0.0}  # seconds, reported in the summary
+    book.start_progress(env_steps)
 
     def learn(count: int) -> None:
         nonlocal state, updates
         for _ in range(count):
-            beta = cfg.replay.priority_beta + (1 - cfg.replay.priority_beta) * min(
-                1.0, updates / max(cfg.total_updates, 1)
-            )
+            progress = min(1.0, updates / max(cfg.total_updates, 1))
+            beta = cfg.replay.priority_beta + (1 - cfg.replay.priority_beta) * progress
             batch, index = replay.sample(rng, beta=beta, age_unit=age_unit)
             state, metrics = agent.update(state, batch)
             metrics = jax.device_get(metrics)
-            if not metrics["finite"]:
-                raise NonFiniteLossError(
-                    f"loss became non-finite at update {updates + 1} (env step {env_steps}); "
-                    "that update was not applied and the last good checkpoint is kept. Lower "
-                    "optim.learning_rate or optim.max_grad_norm, then resume or restart."
-                )
+            book.check_finite(bool(metrics.pop("finite")), env_steps)
             replay.update_priorities(index, metrics.pop("priorities"))
-            metrics.pop("finite")
             averages.add(metrics)
             updates += 1
 
+    def evaluate(episodes: int) -> list[float]:
+        policy = greedy_policy(agent.act, state.variables, jax.random.PRNGKey(env_steps))
+        returns = book.evaluate(policy, env_steps, episodes)
+        print(
+            f"[{env_steps:>7d} steps {updates:>6d} updates {book.wall_seconds():6.0f}s] "
+            f"eval return {np.mean(returns):.1f}",
+            flush=True,
+        )
+        return returns
+
     def save() -> None:
         replay.end_all_episodes()
-        meta = {
-            "env_steps": env_steps,
-            "updates": updates,
-            "wall_seconds": time.time() - start,
-            "updates_due": updates_due,
-            "numpy_rng": rng.bit_generator.state,
-            "eval_curve": eval_curve,
-        }
         items = {"learner": state, "replay": replay.state(), "key": {"key": key}}
-        ckpt.save(env_steps, items, meta)
+        extra = {"updates_due": updates_due, "numpy_rng": rng.bit_generator.state}
+        book.save(env_steps, updates, items, extra)
 
     try:
-        for _ in _steps(env_steps, budget, cfg.env.num_envs):
+        while env_steps < budget:
             temperature = temperature_at(cfg.search, env_steps / budget)
             key, sub = jax.random.split(key)
-            tick = time.time()
+            tick = time.perf_counter()
             out = jax.device_get(agent.act(state.variables, sub, obs, temperature, 1.0))
-            timing["act"] += time.time() - tick
-            tick = time.time()
+            timing["act"] += time.perf_counter() - tick
+            tick = time.perf_counter()
             next_obs, reward, terminated, truncated, _ = venv.step(out.action)
-            timing["env"] += time.time() - tick
-            ended = terminated | truncated
+            timing["env"] += time.perf_counter() - tick
             replay.add(obs, out.action, reward, terminated, truncated, out.policy)
-            running += reward
-            for i in np.flatnonzero(ended):
-                finished.append(float(running[i]))
-                running[i] = 0.0
+            book.step_rewards(reward, terminated | truncated)
             obs = next_obs
             before, env_steps = env_steps, env_steps + cfg.env.num_envs
             if env_steps > loop.warmup_steps:
                 updates_due += cfg.env.num_envs * loop.replay_ratio
-                tick = time.time()
+                tick = time.perf_counter()
                 learn(int(updates_due))
-                timing["learn"] += time.time() - tick
+                timing["learn"] += time.perf_counter() - tick
                 updates_due -= int(updates_due)
-
-            row_eval = None
-            if _crossed(before, env_steps, run.eval_every) and env_steps < budget:
-                variables = state.variables
-                returns = agent.evaluate(
-                    variables, episodes=run.eval_episodes, seed=_eval_seed(cfg, env_steps)
-                )
-                row_eval = last_eval = float(np.mean(returns))
-                eval_curve.append((env_steps, row_eval))
-            if env_steps < budget and (
-                _crossed(before, env_steps, run.log_every) or row_eval is not None
-            ):
-                _log_row(log, env_steps, updates, time.time() - start, finished, row_eval, averages)
-                finished = []
-            progress.update(cfg.env.num_envs, eval=last_eval)
-            if _crossed(before, env_steps, run.checkpoint_every) and env_steps < budget:
+            if env_steps >= budget:
+                break
+            evaluated = crossed(before, env_steps, run.eval_every)
+            if evaluated:
+                evaluate(run.eval_episodes)
+            if evaluated or crossed(before, env_steps, run.log_every):
+                book.write_row(env_steps, updates, averages.pop(), evaluated=evaluated)
+            if crossed(before, env_steps, run.checkpoint_every):
                 save()
                 obs, _ = venv.reset(seed=_env_seed(cfg, env_steps))
-                running[:] = 0.0
-        learn(loop.extra_updates if updates < cfg.total_updates else 0)
-        returns = agent.evaluate(
-            state.variables, episodes=run.final_eval_episodes, seed=_eval_seed(cfg, env_steps)
-        )
-        eval_curve.append((env_steps, float(np.mean(returns))))
-        wall = time.time() - start
-        _log_row(log, env_steps, updates, wall, finished, eval_curve[-1][1], averages)
+        if updates < cfg.total_updates:
+            learn(cfg.total_updates - updates)  # loop.extra_updates after the last env step
+        returns = evaluate(run.final_eval_episodes)
+        book.write_row(env_steps, updates, averages.pop(), evaluated=True)
         save()
     finally:
-        progress.close()
         venv.close()
-        log.close()
-        ckpt.close()
-    summary = summarize(
-        algo=ALGO,
-        env_id=cfg.env.id,
-        seed=run.seed,
-        env_steps=env_steps,
-        updates=updates,
-        wall_seconds=wall,
-        eval_curve=eval_curve,
-        final_eval_returns=returns,
-        config=to_dict(cfg),
-    )
-    summary["seconds_by_phase"] = {k: round(v, 2) for k, v in timing.items()}
-    RunLog(run_dir, tensorboard=False).write_summary(summary)
-    return summary
-
-
-def _steps(env_steps: int, budget: int, num_envs: int) -> Iterator[int]:
-    while env_steps < budget:
-        yield env_steps
-        env_steps += num_envs
-
-
-def _log_row(
-    log: RunLog,
-    env_steps: int,
-    updates: int,
-    wall: float,
-    finished: list[float],
-    eval_return: float | None,
-    averages: _Averages,
-) -> None:
-    row = {
-        "env_steps": env_steps,
-        "updates": updates,
-        "wall_seconds": round(wall, 2),
-        "episode_return_mean": float(np.mean(finished)) if finished else None,
-        "eval_return_mean": eval_return,
-        "SPS": env_steps / max(wall, 1e-9),
-        **averages.pop(),
-    }
-    log.log(row)
-    if eval_return is not None:
-        print(
-            f"[{env_steps:>7d} steps {updates:>6d} updates {wall:6.0f}s] "
-            f"eval return {eval_return:.1f}",
-            flush=True,
-        )
+    phases = {k: round(v, 2) for k, v in timing.items()}
+    return book.finish(env_steps, updates, returns, {"seconds_by_phase": phases})
 
 
 def evaluate(cfg: Config, run_dir: str | Path, *, episodes: int) -> list[float]:
@@ -314,9 +227,9 @@ def evaluate(cfg: Config, run_dir: str | Path, *, episodes: int) -> list[float]:
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     arrays, meta = ckpt.restore({"learner": agent.new_learner()})
     ckpt.close()
-    return agent.evaluate(
-        arrays["learner"].variables, episodes=episodes, seed=_eval_seed(cfg, meta["env_steps"])
-    )
+    steps = int(meta["env_steps"])
+    policy = greedy_policy(agent.act, arrays["learner"].variables, jax.random.PRNGKey(steps))
+    return evaluate_policy(cfg.env, policy, episodes=episodes, seed=cfg.run.seed + 999 + steps)
 
 
 def _validate(cfg: Config) -> None:

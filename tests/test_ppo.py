@@ -9,7 +9,6 @@ import pytest
 
 from dreamer.baselines import ppo
 from dreamer.baselines.config import NetworkConfig, PPOConfig, PPOParams
-from dreamer.baselines.loop import crossed
 from dreamer.baselines.networks import ActorCritic
 from dreamer.baselines.ppo_learning import (
     Rollout,
@@ -21,6 +20,7 @@ from dreamer.baselines.ppo_learning import (
     value_loss,
 )
 from dreamer.config import ConfigError, EnvConfig, RunConfig
+from dreamer.runbook import crossed
 from dreamer.runlog import read_metrics
 
 

@@ -26,17 +26,12 @@ from dreamer.baselines.dqn_learning import (
     linear_epsilon,
     make_learner,
 )
-from dreamer.baselines.loop import (
-    EVAL_SEED_OFFSET,
-    RunBook,
-    crossed,
-    discrete_actions,
-    final_observations,
-)
+from dreamer.baselines.loop import discrete_actions, final_observations
 from dreamer.baselines.networks import QNetwork, torso_kind
 from dreamer.baselines.replay import Replay
 from dreamer.checkpoint import Checkpointer
 from dreamer.evaluation import evaluate_policy, make_vector_env
+from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
 
 __all__ = ["DQNConfig", "evaluate", "train"]
 

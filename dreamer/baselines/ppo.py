@@ -15,17 +15,12 @@ import jax
 import numpy as np
 
 from dreamer.baselines.config import PPOConfig
-from dreamer.baselines.loop import (
-    EVAL_SEED_OFFSET,
-    RunBook,
-    crossed,
-    discrete_actions,
-    final_observations,
-)
+from dreamer.baselines.loop import discrete_actions, final_observations
 from dreamer.baselines.networks import ActorCritic, torso_kind
 from dreamer.baselines.ppo_learning import Learner, LearnerState, Rollout, make_learner
 from dreamer.checkpoint import Checkpointer
 from dreamer.evaluation import evaluate_policy, make_vector_env
+from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
 
 __all__ = ["PPOConfig", "evaluate", "train"]
 

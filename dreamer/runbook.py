@@ -1,0 +1,187 @@
+"""Run-folder bookkeeping shared by every training loop (shell code).
+
+``RunBook`` owns what every loop (EfficientZero and the baselines) does the same way:
+``config.json``, metric rows, the evaluation curve, orbax checkpoints with their JSON
+counters, the wall clock across resumes, the progress bar and ``summary.json``. The loops only
+decide *when* (``crossed``) and supply the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dreamer.checkpoint import Checkpointer
+from dreamer.config import to_dict
+from dreamer.errors import NonFiniteLossError
+from dreamer.evaluation import evaluate_policy
+from dreamer.progress import Progress
+from dreamer.runlog import RunLog, summarize
+
+EVAL_SEED_OFFSET = 1_000_000
+"""Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, after]`` (never when every <= 0)."""
+    return every > 0 and after // every > before // every
+
+
+class RunBook:
+    """Bookkeeping of one run folder; see the module docstring."""
+
+    def __init__(self, algo: str, cfg: Any, run_dir: str | Path, *, resume: bool):
+        self.algo = algo
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.log = RunLog(self.run_dir)
+        self.checkpointer = Checkpointer(self.run_dir, keep=cfg.run.keep_checkpoints)
+        if not resume:
+            self.log.write_config(algo, to_dict(cfg))
+        self.eval_curve: list[tuple[int, float]] = []
+        self.episode_returns: list[float] = []  # training episodes finished since the last row
+        self.last_return: float | None = None
+        self._wall_before = 0.0
+        self._start = time.perf_counter()
+        self._sps_mark = (time.perf_counter(), 0)
+        self.progress: Progress | None = None
+        self._running: np.ndarray | None = None  # returns of the running training episodes
+
+    # -- time and progress -------------------------------------------------------------------
+    def wall_seconds(self) -> float:
+        return self._wall_before + time.perf_counter() - self._start
+
+    def start_progress(self, env_steps: int) -> None:
+        self._sps_mark = (time.perf_counter(), env_steps)
+        self.progress = Progress(
+            self.cfg.run.env_steps, env_steps, enabled=self.cfg.run.progress, desc=self.algo
+        )
+
+    def advance(self, steps: int) -> None:
+        if self.progress is not None:
+            latest_eval = self.eval_curve[-1][1] if self.eval_curve else None
+            self.progress.update(steps, ret=self.last_return, eval=latest_eval)
+
+    def step_rewards(self, reward: np.ndarray, done: np.ndarray) -> None:
+        """Account one vector-env step: running training returns, progress bar."""
+        if self._running is None or len(self._running) != len(reward):
+            self._running = np.zeros(len(reward))
+        self._running += reward
+        for value in self._running[done]:
+            self.episode_returns.append(float(value))
+            self.last_return = float(value)
+        self._running[done] = 0.0
+        self.advance(len(reward))
+
+    # -- evaluation and metrics --------------------------------------------------------------
+    def evaluate(
+        self, act: Callable[[np.ndarray], np.ndarray], env_steps: int, episodes: int
+    ) -> list[float]:
+        """Run the greedy evaluation and add its mean to the eval curve."""
+        returns = evaluate_policy(
+            self.cfg.env,
+            act,
+            episodes=episodes,
+            seed=self.cfg.run.seed + EVAL_SEED_OFFSET + env_steps,
+        )
+        self.eval_curve.append((env_steps, float(np.mean(returns))))
+        return returns
+
+    def write_row(
+        self,
+        env_steps: int,
+        updates: int,
+        metrics: Mapping[str, Any],
+        *,
+        evaluated: bool,
+    ) -> None:
+        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it."""
+        now = time.perf_counter()
+        mark_time, mark_steps = self._sps_mark
+        sps = (env_steps - mark_steps) / max(now - mark_time, 1e-9)
+        self._sps_mark = (now, env_steps)
+        returns = self.episode_returns
+        self.episode_returns = []
+        row = {
+            "env_steps": env_steps,
+            "updates": updates,
+            "wall_seconds": round(self.wall_seconds(), 3),
+            "episode_return_mean": float(np.mean(returns)) if returns else None,
+            "eval_return_mean": self.eval_curve[-1][1] if evaluated else None,
+            "SPS": sps,
+        }
+        row.update({k: _scalar(v) for k, v in metrics.items()})
+        self.log.log(row)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self, env_steps: int, updates: int, arrays: Any, extra: Mapping[str, Any]) -> None:
+        meta = {
+            "env_steps": int(env_steps),
+            "updates": int(updates),
+            "wall_seconds": self.wall_seconds(),
+            "eval_curve": [[int(s), float(r)] for s, r in self.eval_curve],
+            **extra,
+        }
+        self.checkpointer.save(env_steps, arrays, meta)
+
+    def restore(self, like: Any) -> tuple[Any, dict[str, Any]]:
+        """Newest checkpoint into the structure of ``like``; rewinds metrics and counters."""
+        arrays, meta = self.checkpointer.restore(like)
+        step = int(meta["env_steps"])
+        # The final checkpoint is saved after the final evaluation, which will be redone.
+        keep_upto = step - 1 if step >= self.cfg.run.env_steps else step
+        self.log.truncate_after(keep_upto)
+        self.eval_curve = [(int(s), float(r)) for s, r in meta["eval_curve"] if s <= keep_upto]
+        self._wall_before = float(meta["wall_seconds"])
+        self._start = time.perf_counter()
+        return arrays, meta
+
+    def check_finite(self, finite: bool, env_steps: int) -> None:
+        if not finite:
+            latest = self.checkpointer.latest_step()
+            kept = f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
+            raise NonFiniteLossError(
+                f"{self.algo}: loss or gradient became NaN/inf before env step {env_steps}; "
+                f"{kept}. Lower the learning rate (or set a gradient clip) and start again."
+            )
+
+    # -- the end ---------------------------------------------------------------------------------
+    def finish(
+        self,
+        env_steps: int,
+        updates: int,
+        final_returns: list[float],
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if self.progress is not None:
+            self.progress.close()
+        summary = summarize(
+            algo=self.algo,
+            env_id=self.cfg.env.id,
+            seed=self.cfg.run.seed,
+            env_steps=env_steps,
+            updates=updates,
+            wall_seconds=self.wall_seconds(),
+            eval_curve=self.eval_curve,
+            final_eval_returns=final_returns,
+            config=to_dict(self.cfg),
+        )
+        summary.update(extra or {})
+        self.log.write_summary(summary)
+        return summary
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        self.log.close()
+        self.checkpointer.close()
+
+
+def _scalar(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(np.asarray(value))
