@@ -125,8 +125,13 @@ def mean_curve(
     return (grid, *stats.bootstrap_mean_curve(values, reps=reps, seed=seed))
 
 
-def render_markdown(suite: Suite, rows: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
-    """Markdown report: setup, machine and the table."""
+def render_markdown(
+    suite: Suite,
+    rows: Sequence[dict[str, Any]],
+    info: dict[str, Any],
+    records: Sequence[dict[str, Any]] = (),
+) -> str:
+    """Markdown report: setup, machine, the table, and one line per run."""
     lines = [
         f"# Sample efficiency: suite `{suite.name}`",
         "",
@@ -152,8 +157,33 @@ def render_markdown(suite: Suite, rows: Sequence[dict[str, Any]], info: dict[str
         )
     for warning in protocol_warnings(rows):
         lines += ["", f"**Warning:** {warning}"]
+    lines += per_run_table(records)
     lines += curve_tables(rows)
     return "\n".join(lines) + "\n"
+
+
+def per_run_table(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown: one row per run (seed), threshold steps as measured ('never' if not)."""
+    if not records:
+        return []
+    lines = [
+        "",
+        "### Per run",
+        "",
+        "| env | algo | budget | seed | first ≥ threshold | stays ≥ threshold from "
+        "| final return | wall s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(records, key=lambda r: (r["env"], r["algo"], r["budget"], r["seed"])):
+        reach = [
+            "–" if r["threshold"] is None else ("never" if v is None else f"{v:.0f}")
+            for v in (r["first_reach"], r["stays_above_from"])
+        ]
+        lines.append(
+            f"| {r['env']} | {r['algo']} | {r['budget']} | {r['seed']} | {reach[0]} | "
+            f"{reach[1]} | {r['final_eval_return']:.1f} | {r['wall_seconds']:.0f} |"
+        )
+    return lines
 
 
 def curve_tables(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -242,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     rows = summarize(suite, records, reps=args.reps)
     figures = write_figures(suite, records, rows, out, reps=args.reps)
-    report = render_markdown(suite, rows, info)
+    report = render_markdown(suite, rows, info, records)
     (out / "report.md").write_text(report)
     runs.write_json(out / "summary.json", {"suite": dataclasses.asdict(suite), "rows": rows})
     print("\n" + report)
