@@ -299,7 +299,7 @@ class SearchConfig:
     """Simulations per search."""
     qtransform: Literal["tree_min_max", "parent_siblings", "completed_mix"] = "tree_min_max"
     """Q normalisation: EfficientZero's whole-tree min-max, mctx's parent-and-siblings, or
-    Gumbel's completed-by-mix-value."""
+    Gumbel's completed-by-mix-value (used by the gumbel policy when tree_min_max is set)."""
     dirichlet_alpha: float = 0.3
     """Root Dirichlet noise concentration (muzero policy)."""
     dirichlet_fraction: float = 0.25
