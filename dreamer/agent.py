@@ -25,7 +25,7 @@ from dreamer.evaluation import evaluate_policy, make_vector_env
 from dreamer.learner import LearnerState, make_learner
 from dreamer.networks import make_network
 from dreamer.replay import Replay
-from dreamer.runbook import RunBook, crossed
+from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
 from dreamer.search import temperature_at
 
 ALGO = "efficientzero"
@@ -229,7 +229,9 @@ def evaluate(cfg: Config, run_dir: str | Path, *, episodes: int) -> list[float]:
     ckpt.close()
     steps = int(meta["env_steps"])
     policy = greedy_policy(agent.act, arrays["learner"].variables, jax.random.PRNGKey(steps))
-    return evaluate_policy(cfg.env, policy, episodes=episodes, seed=cfg.run.seed + 999 + steps)
+    return evaluate_policy(
+        cfg.env, policy, episodes=episodes, seed=cfg.run.seed + EVAL_SEED_OFFSET + steps
+    )
 
 
 def _validate(cfg: Config) -> None:

@@ -12,6 +12,7 @@ exactly as in training (``dreamer.losses``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -163,36 +164,24 @@ def make_search(
     ) -> SearchOutput:
         root = root_fn(variables, obs)
         if search.policy == "muzero":
-            qtransform = _qtransform(search.qtransform)
-            out = mctx.muzero_policy(
-                variables,
-                rng,
-                root,
-                recurrent_fn,
-                sims,
-                invalid_actions=invalid_actions,
-                qtransform=qtransform,
+            policy = functools.partial(
+                mctx.muzero_policy,
+                qtransform=_qtransform(search.qtransform),
                 dirichlet_fraction=search.dirichlet_fraction * noise,
                 dirichlet_alpha=search.dirichlet_alpha,
                 pb_c_init=search.pb_c_init,
                 pb_c_base=search.pb_c_base,
                 temperature=temperature,
             )
-        else:
-            qtransform = _qtransform(
-                "completed_mix" if search.qtransform == "tree_min_max" else search.qtransform
-            )
-            out = mctx.gumbel_muzero_policy(
-                variables,
-                rng,
-                root,
-                recurrent_fn,
-                sims,
-                invalid_actions=invalid_actions,
-                qtransform=qtransform,
+        else:  # Gumbel needs completed Q-values: tree_min_max maps to completed_mix
+            name = "completed_mix" if search.qtransform == "tree_min_max" else search.qtransform
+            policy = functools.partial(
+                mctx.gumbel_muzero_policy,
+                qtransform=_qtransform(name),
                 max_num_considered_actions=search.max_num_considered_actions,
                 gumbel_scale=search.gumbel_scale * noise,
             )
+        out = policy(variables, rng, root, recurrent_fn, sims, invalid_actions=invalid_actions)
         return SearchOutput(
             action=out.action.astype(jnp.int32),
             policy=out.action_weights,
