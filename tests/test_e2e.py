@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -36,24 +35,32 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     done = run_cli("train", *args, "--out", str(full))
     assert done.returncode == 0, done.stderr[-2000:]
 
+    # The child kills itself with SIGKILL right after logging env step 150: past the checkpoint
+    # at 100, before the one at 200. Deterministic on any machine, however fast.
+    killer = (
+        "import os, signal, sys\n"
+        "from dreamer import cli, runlog\n"
+        "log = runlog.RunLog.log\n"
+        "def log_then_die(self, row):\n"
+        "    log(self, row)\n"
+        "    if int(row['env_steps']) >= KILL_AT:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "runlog.RunLog.log = log_then_die\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    ).replace("KILL_AT", "150")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        dreamer_cmd("train", *args, "--out", str(killed)),
+    proc = subprocess.run(
+        [sys.executable, "-c", killer, "train", *args, "--out", str(killed)],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if (killed / "checkpoints" / "100").exists():
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    time.sleep(0.3)  # a moment later, maybe in the middle of the next steps or a write
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert Checkpointer(killed).latest_step() == 100
     assert not (killed / "summary.json").exists()
+    assert read_metrics(killed / "metrics.csv")[-1]["env_steps"] == "150"
 
     resumed = run_cli("resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
