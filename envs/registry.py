@@ -84,7 +84,7 @@ def make_vector(
     (masked by ``info["_final_obs"]``) hold the last observation and info of the episode.
 
     Args:
-      vectorization: "sync" (one process) or "async" (one subprocess per env).
+      vectorization: "sync" (one process) or "async" (one spawned subprocess per env).
     """
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
@@ -96,8 +96,11 @@ def make_vector(
         functools.partial(_seeded_from, constructor, None if seed is None else seed + i)
         for i in range(num_envs)
     ]
-    vector_cls = SyncVectorEnv if vectorization == "sync" else AsyncVectorEnv
-    return vector_cls(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    if vectorization == "sync":
+        return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    # Workers are spawned, not forked: forking a process in which JAX has started its threads
+    # can deadlock.
+    return AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
 
 
 class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
