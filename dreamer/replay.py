@@ -12,12 +12,63 @@ targets are computed from it on device by ``dreamer.targets``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import numpy as np
 
-from dreamer.config import ReplayConfig
+from dreamer.config import ConfigError, ReplayConfig
+
+
+class Distribution(NamedTuple):
+    """Proportional prioritisation over flattened records (Schaul et al. 2016)."""
+
+    probs: np.ndarray  # [R] P(i) ~ priority ** alpha over eligible records, 0 elsewhere
+    cdf: np.ndarray  # [R] cumulative P, ending at exactly 1
+    count: int  # eligible records N
+
+
+def distribution(priorities: np.ndarray, eligible: np.ndarray, alpha: float) -> Distribution:
+    """Sampling distribution of ``priorities ** alpha`` over the ``eligible`` records (alpha 0:
+    uniform). At least one record must be eligible."""
+    p = np.where(eligible, priorities, 0.0) ** alpha
+    p = np.where(eligible, p, 0.0).ravel()
+    probs = p / p.sum()
+    cdf = np.cumsum(probs)
+    cdf /= cdf[-1]
+    return Distribution(probs, cdf, int(eligible.sum()))
+
+
+def sample_proportional(
+    dist: Distribution, batch_size: int, rng: np.random.Generator, *, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat record indices drawn from ``dist`` (with replacement; the same draws as
+    ``rng.choice(p=dist.probs)``), and their importance weights ``(N P(i)) ** -beta``
+    normalised by the batch maximum."""
+    flat = dist.cdf.searchsorted(rng.random(batch_size), side="right")
+    weights = (dist.count * dist.probs[flat]) ** (-beta)
+    return flat, (weights / weights.max()).astype(np.float32)
+
+
+class ArrayState:
+    """Checkpointing of a replay whose contents are the numpy arrays named in ``_FIELDS``."""
+
+    _FIELDS: tuple[str, ...] = ()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The arrays to checkpoint (shared, not copied)."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name in self._FIELDS:
+            current = getattr(self, name)
+            value = np.array(state[name], dtype=current.dtype)
+            if value.shape != current.shape:
+                raise ConfigError(
+                    f"checkpointed replay field {name} has shape {value.shape}, this config "
+                    f"needs {current.shape}: resume with the run's own config.json."
+                )
+            setattr(self, name, value)
 
 
 @chex.dataclass(frozen=True)
@@ -37,7 +88,7 @@ class Batch:
     weights: np.ndarray  # [B] float32 importance-sampling weights, max 1
 
 
-class Replay:
+class Replay(ArrayState):
     """Host-side ring buffers; ``add`` one step of all envs, ``sample`` sequences."""
 
     def __init__(
@@ -138,13 +189,9 @@ class Replay:
         eligible = (self.step_id >= 0) & (self.terminal | (self.step_id + k <= last_all))
         if not eligible.any():
             raise ValueError("replay has no complete sequence to sample yet; add more steps.")
-        p = np.where(eligible, self.priorities, 0.0) ** cfg.priority_alpha
-        p = np.where(eligible, p, 0.0).ravel()
-        probs = p / p.sum()
-        flat = rng.choice(probs.size, size=cfg.batch_size, p=probs)
+        dist = distribution(self.priorities, eligible, cfg.priority_alpha)
+        flat, weights = sample_proportional(dist, cfg.batch_size, rng, beta=beta)
         env, pos = np.divmod(flat, self.slots)
-        weights = (eligible.sum() * probs[flat]) ** (-beta)
-        weights = (weights / weights.max()).astype(np.float32)
 
         t = self.step_id[env, pos]
         start = self.episode_start[env, pos]
@@ -204,17 +251,3 @@ class Replay:
         "current_start",
         "max_priority",
     )
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in self._FIELDS}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        for name in self._FIELDS:
-            value = np.asarray(state[name])
-            current = getattr(self, name)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f"replay field {name} has shape {value.shape} in the checkpoint but "
-                    f"{current.shape} in this config."
-                )
-            setattr(self, name, value.astype(current.dtype))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from dreamer.config import ConfigError
+from dreamer.replay import ArrayState, Distribution, distribution, sample_proportional
 
 
 def n_step_return(
@@ -54,7 +55,7 @@ def n_step_return(
     return returns.astype(np.float32), discounts.astype(np.float32), steps
 
 
-class Replay:
+class Replay(ArrayState):
     """Per-env ring buffers of frames and transitions; see the module docstring."""
 
     def __init__(
@@ -92,7 +93,7 @@ class Replay:
         self.head = np.zeros(num_envs, dtype=np.int64)  # records written per stream
         self.open = np.zeros(num_envs, dtype=bool)  # last record is a step awaiting successor
         self.max_priority = np.ones((), dtype=np.float64)
-        self._sampling: tuple[float, np.ndarray, int] | None = None  # (alpha, cumsum, size)
+        self._sampling: tuple[float, Distribution] | None = None  # (alpha, distribution)
 
     # -- writing ---------------------------------------------------------------------------
     def add(
@@ -190,14 +191,9 @@ class Replay:
         return), ``discount [B]``, ``next_obs [B, *obs_shape]`` (observation n steps later),
         ``weight [B]`` and ``index [B]`` (for ``update_priorities``).
         """
-        cumulative, size = self._distribution(alpha)
-        total = cumulative[-1]
-        if total <= 0:
+        if not self.ready.any():
             raise RuntimeError("replay has no sampleable records yet")
-        index = np.searchsorted(cumulative, rng.uniform(0, total, batch_size), side="right")
-        index = np.minimum(index, len(cumulative) - 1)
-        probs = (cumulative[index] - np.where(index > 0, cumulative[index - 1], 0.0)) / total
-        is_weight = (size * probs) ** -beta
+        index, weight = sample_proportional(self._distribution(alpha), batch_size, rng, beta=beta)
         env, pos = np.divmod(index, self.slots)
         window = (pos[:, None] + np.arange(self.n_step)) % self.slots
         returns, discounts, steps = n_step_return(
@@ -212,19 +208,16 @@ class Replay:
             "reward": returns,
             "discount": discounts,
             "next_obs": self._observation(env, (pos + steps) % self.slots),
-            "weight": (is_weight / is_weight.max()).astype(np.float32),
+            "weight": weight,
             "index": index,
         }
 
-    def _distribution(self, alpha: float) -> tuple[np.ndarray, int]:
-        """Cumulative sampling weights and the number of ready records (cached until the
-        next write or priority change, so a burst of updates pays for it once)."""
+    def _distribution(self, alpha: float) -> Distribution:
+        """The sampling distribution over ready records (cached until the next write or
+        priority change, so a burst of updates pays for it once)."""
         if self._sampling is None or self._sampling[0] != alpha:
-            weights = np.where(self.ready, self.priority, 0.0).ravel()
-            if alpha != 1.0:
-                weights = np.where(weights > 0, weights**alpha, 0.0)
-            self._sampling = (alpha, np.cumsum(weights), int(self.ready.sum()))
-        return self._sampling[1], self._sampling[2]
+            self._sampling = (alpha, distribution(self.priority, self.ready, alpha))
+        return self._sampling[1]
 
     def _observation(self, env: np.ndarray, pos: np.ndarray) -> np.ndarray:
         if not self.stacked:
@@ -257,18 +250,6 @@ class Replay:
         "max_priority",
     )
 
-    def state(self) -> dict[str, np.ndarray]:
-        """The arrays to checkpoint (shared, not copied)."""
-        return {name: getattr(self, name) for name in self._FIELDS}
-
     def load_state(self, state: dict[str, Any]) -> None:
         self._sampling = None
-        for name in self._FIELDS:
-            current = getattr(self, name)
-            value = np.asarray(state[name], dtype=current.dtype)
-            if value.shape != current.shape:
-                raise ConfigError(
-                    f"checkpointed replay field {name} has shape {value.shape}, this config "
-                    f"needs {current.shape}: resume with the run's own config.json."
-                )
-            setattr(self, name, value.copy())
+        super().load_state(state)
