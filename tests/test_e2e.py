@@ -18,15 +18,15 @@ from dreamer.runlog import read_metrics
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def dreamer_cmd(*args):
-    return [sys.executable, "-m", "dreamer", *args]
-
-
-def run_cli(*args, **kw):
+def run_python(*argv):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
-        dreamer_cmd(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kw
+        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def run_cli(*args):
+    return run_python("-m", "dreamer", *args)
 
 
 def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
@@ -43,20 +43,12 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
         "log = runlog.RunLog.log\n"
         "def log_then_die(self, row):\n"
         "    log(self, row)\n"
-        "    if int(row['env_steps']) >= KILL_AT:\n"
+        "    if int(row['env_steps']) >= 150:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "runlog.RunLog.log = log_then_die\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
-    ).replace("KILL_AT", "150")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-c", killer, "train", *args, "--out", str(killed)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
+    proc = run_python("-c", killer, "train", *args, "--out", str(killed))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert Checkpointer(killed).latest_step() == 100
     assert not (killed / "summary.json").exists()
