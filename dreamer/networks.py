@@ -13,7 +13,9 @@ Two trunks share this interface: a residual conv tower for image stacks ``[S, H,
 (down-sampling 96x96 to a 6x6 latent) and an MLP for vector observations. Normalisation is
 BatchNorm (as in EfficientZero) or LayerNorm; with BatchNorm, ``train=False`` (search,
 acting, target computation) uses the running statistics and ``train=True`` updates them.
-Latent states are min-max normalised to [0, 1] per example, as in EfficientZero.
+With ``model.state_norm`` latent states are min-max normalised to [0, 1] per example.
+``model.dtype="bfloat16"`` computes convolutions, dense layers and the LSTM in bfloat16;
+parameters, normalisation statistics and every head's output (logits) stay float32.
 """
 
 from __future__ import annotations
@@ -46,42 +48,52 @@ def normalize_latent(x: chex.Array) -> chex.Array:
 
 class Norm(nn.Module):
     kind: str
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: chex.Array, train: bool) -> chex.Array:
         if self.kind == "batch":
-            return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
-        return nn.LayerNorm()(x)
+            return nn.BatchNorm(
+                use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+            )(x)
+        return nn.LayerNorm(dtype=self.dtype)(x)
 
 
 class ResBlock(nn.Module):
     channels: int
     norm: str
     stride: int = 1
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: chex.Array, train: bool) -> chex.Array:
-        conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", use_bias=False)
+        conv = functools.partial(
+            nn.Conv, kernel_size=(3, 3), padding="SAME", use_bias=False, dtype=self.dtype
+        )
         y = conv(self.channels, strides=self.stride)(x)
-        y = nn.relu(Norm(self.norm)(y, train))
-        y = Norm(self.norm)(conv(self.channels)(y), train)
+        y = nn.relu(Norm(self.norm, self.dtype)(y, train))
+        y = Norm(self.norm, self.dtype)(conv(self.channels)(y), train)
         if self.stride != 1 or x.shape[-1] != self.channels:
             x = conv(self.channels, strides=self.stride)(x)
         return nn.relu(x + y)
 
 
 class Mlp(nn.Module):
+    """Dense -> Norm -> ReLU per hidden size, then a Dense output layer computed in float32
+    (outputs are logits or latents that feed supports and losses)."""
+
     sizes: tuple[int, ...]
     norm: str
     out: int
     zero_init_out: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: chex.Array, train: bool) -> chex.Array:
         for size in self.sizes:
-            x = nn.relu(Norm(self.norm)(nn.Dense(size)(x), train))
+            x = nn.relu(Norm(self.norm, self.dtype)(nn.Dense(size, dtype=self.dtype)(x), train))
         init = nn.initializers.zeros if self.zero_init_out else nn.initializers.lecun_normal()
-        return nn.Dense(self.out, kernel_init=init)(x)
+        return nn.Dense(self.out, kernel_init=init, dtype=jnp.float32)(x)
 
 
 class EfficientZeroNet(nn.Module):
@@ -94,50 +106,64 @@ class EfficientZeroNet(nn.Module):
 
     def setup(self) -> None:
         c = self.cfg
+        dt = jnp.dtype(c.dtype)
+        norm = functools.partial(Norm, c.norm, dt)
+        block = functools.partial(ResBlock, norm=c.norm, dtype=dt)
+        conv = functools.partial(nn.Conv, dtype=dt)
+        dense = functools.partial(nn.Dense, dtype=dt)
         v_size, r_size = 2 * c.value_support + 1, 2 * c.reward_support + 1
         if self.image:
             self.down = [
-                nn.Conv(c.channels // 2, (3, 3), strides=2, padding="SAME", use_bias=False),
-                Norm(c.norm),
-                ResBlock(c.channels // 2, c.norm),
-                ResBlock(c.channels, c.norm, stride=2),
-                ResBlock(c.channels, c.norm),
-                ResBlock(c.channels, c.norm),
+                conv(c.channels // 2, (3, 3), strides=2, padding="SAME", use_bias=False),
+                norm(),
+                block(c.channels // 2),
+                block(c.channels, stride=2),
+                block(c.channels),
+                block(c.channels),
             ]
-            self.repr_blocks = [ResBlock(c.channels, c.norm) for _ in range(c.num_blocks)]
-            self.dyn_conv = nn.Conv(c.channels, (3, 3), padding="SAME", use_bias=False)
-            self.dyn_norm = Norm(c.norm)
-            self.dyn_blocks = [ResBlock(c.channels, c.norm) for _ in range(c.num_blocks)]
-            self.pred_blocks = [ResBlock(c.channels, c.norm) for _ in range(c.num_blocks)]
-            self.reduce_prefix = nn.Conv(c.reduced_channels, (1, 1))
-            self.reduce_value = nn.Conv(c.reduced_channels, (1, 1))
-            self.reduce_policy = nn.Conv(c.reduced_channels, (1, 1))
-            self.reduce_norms = [Norm(c.norm) for _ in range(3)]
+            self.repr_blocks = [block(c.channels) for _ in range(c.num_blocks)]
+            self.dyn_conv = conv(c.channels, (3, 3), padding="SAME", use_bias=False)
+            self.dyn_norm = norm()
+            self.dyn_blocks = [block(c.channels) for _ in range(c.num_blocks)]
+            self.pred_blocks = [block(c.channels) for _ in range(c.num_blocks)]
+            self.reduce_prefix = conv(c.reduced_channels, (1, 1))
+            self.reduce_value = conv(c.reduced_channels, (1, 1))
+            self.reduce_policy = conv(c.reduced_channels, (1, 1))
+            self.reduce_norms = [norm() for _ in range(3)]
         else:
-            self.repr_mlp = Mlp(c.hidden, c.norm, c.latent_dim)
-            self.dyn_mlp = Mlp(c.hidden, c.norm, c.latent_dim)
-        self.lstm = nn.OptimizedLSTMCell(c.lstm_hidden)
-        self.lstm_norm = Norm(c.norm)
-        self.prefix_head = Mlp(c.head_hidden, c.norm, r_size, zero_init_out=True)
-        self.value_head = Mlp(c.head_hidden, c.norm, v_size, zero_init_out=True)
-        self.policy_head = Mlp(c.head_hidden, c.norm, self.num_actions, zero_init_out=True)
+            self.repr_mlp = Mlp(c.hidden, c.norm, c.latent_dim, dtype=dt)
+            self.dyn_mlp = Mlp(c.hidden, c.norm, c.latent_dim, dtype=dt)
+        self.lstm = nn.OptimizedLSTMCell(c.lstm_hidden, dtype=dt)
+        self.lstm_norm = norm()
+        head = functools.partial(Mlp, c.head_hidden, c.norm, zero_init_out=True, dtype=dt)
+        self.prefix_head = head(r_size)
+        self.value_head = head(v_size)
+        self.policy_head = head(self.num_actions)
         self.projection = [
-            nn.Dense(c.proj_hidden),
-            Norm(c.norm),
-            nn.Dense(c.proj_hidden),
-            Norm(c.norm),
+            dense(c.proj_hidden),
+            norm(),
+            dense(c.proj_hidden),
+            norm(),
             nn.Dense(c.proj_out),
             Norm(c.norm),
         ]
-        self.predictor = [nn.Dense(c.pred_hidden), Norm(c.norm), nn.Dense(c.proj_out)]
+        self.predictor = [dense(c.pred_hidden), norm(), nn.Dense(c.proj_out)]
+
+    def _latent(self, x: chex.Array) -> chex.Array:
+        x = normalize_latent(x) if self.cfg.state_norm else x
+        return x.astype(self.cfg.dtype)
 
     # -- h ---------------------------------------------------------------------------------
     def represent(self, obs: chex.Array, train: bool = False) -> chex.Array:
-        """obs ``[B, S, H, W, C]`` uint8 or ``[B, D]`` -> latent ``[B, 6, 6, C]`` or ``[B, L]``."""
+        """obs ``[B, S, H, W, C]`` or ``[B, D]`` -> latent ``[B, 6, 6, C]`` or ``[B, L]``.
+
+        Image stacks are uint8 (scaled by 1/255 here) or floats already in [0, 1] (augmented).
+        """
         if self.image:
             b, s, hh, ww, ch = obs.shape
             x = jnp.transpose(obs, (0, 2, 3, 1, 4)).reshape(b, hh, ww, s * ch)
-            x = x.astype(jnp.float32) / 255.0
+            x = x.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else x
+            x = x.astype(self.cfg.dtype)
             conv, norm, *blocks = self.down
             x = nn.relu(norm(conv(x), train))
             x = blocks[0](x, train)
@@ -150,16 +176,19 @@ class EfficientZeroNet(nn.Module):
                 x = block(x, train)
         else:
             x = self.repr_mlp(obs.astype(jnp.float32), train)
-        return normalize_latent(x)
+        return self._latent(x)
 
     # -- g ---------------------------------------------------------------------------------
     def dynamics(
         self, latent: chex.Array, lstm: LSTMState, action: chex.Array, train: bool = False
     ) -> tuple[chex.Array, LSTMState, chex.Array]:
-        """(latent, lstm (c, h), action ``[B]``) -> (next latent, next lstm, prefix logits)."""
+        """(latent, lstm (c, h), action ``[B]``) -> (next latent, next lstm, prefix logits).
+
+        The LSTM state stays float32 whatever ``model.dtype`` is.
+        """
         if self.image:
             plane = jnp.broadcast_to(
-                (action.astype(jnp.float32) / self.num_actions)[:, None, None, None],
+                (action.astype(latent.dtype) / self.num_actions)[:, None, None, None],
                 latent.shape[:-1] + (1,),
             )
             x = self.dyn_conv(jnp.concatenate([latent, plane], axis=-1))
@@ -169,11 +198,12 @@ class EfficientZeroNet(nn.Module):
             feat = nn.relu(self.reduce_norms[0](self.reduce_prefix(x), train))
             feat = feat.reshape(feat.shape[0], -1)
         else:
-            onehot = jax.nn.one_hot(action, self.num_actions)
+            onehot = jax.nn.one_hot(action, self.num_actions, dtype=latent.dtype)
             x = latent + self.dyn_mlp(jnp.concatenate([latent, onehot], axis=-1), train)
             feat = x
-        next_latent = normalize_latent(x)
-        lstm, out = self.lstm(lstm, feat)
+        next_latent = self._latent(x)
+        (c, h), out = self.lstm(lstm, feat)
+        lstm = (c.astype(jnp.float32), h.astype(jnp.float32))
         out = nn.relu(self.lstm_norm(out, train))
         return next_latent, lstm, self.prefix_head(out, train)
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,6 +21,7 @@ TINY_MLP = ModelConfig(
     proj_hidden=16,
     proj_out=16,
     pred_hidden=8,
+    state_norm=True,
 )
 TINY_CONV = ModelConfig(
     kind="auto",
@@ -33,6 +36,7 @@ TINY_CONV = ModelConfig(
     proj_hidden=16,
     proj_out=16,
     pred_hidden=8,
+    state_norm=True,
 )
 
 
@@ -60,6 +64,32 @@ def test_shapes_and_dtypes(cfg, obs_shape, dtype, latent_shape):
     assert lstm2[0].shape == (3, 8)
     proj = net.apply(variables, latent, predictor=True, method="project")
     assert proj.shape == (3, 16)
+
+
+def test_state_norm_off_leaves_latents_unscaled_and_bfloat16_computes_in_bfloat16():
+    raw = dataclasses.replace(TINY_CONV, state_norm=False)
+    net, variables, obs = _init(raw, (4, 96, 96, 3), jnp.uint8)
+    latent = net.apply(variables, obs, method="represent")
+    per_example_max = latent.reshape(3, -1).max(axis=1)
+    assert not np.allclose(per_example_max, 1.0, atol=1e-3)  # not min-max scaled
+    half = dataclasses.replace(TINY_CONV, dtype="bfloat16")
+    net, variables, obs = _init(half, (4, 96, 96, 3), jnp.uint8)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(variables))
+    latent = net.apply(variables, obs, method="represent")
+    assert latent.dtype == jnp.bfloat16
+    policy, value = net.apply(variables, latent, method="predict")
+    assert policy.dtype == value.dtype == jnp.float32
+    lstm = net.apply(variables, 3, method="initial_lstm")
+    nxt, (c, h), prefix = net.apply(variables, latent, lstm, jnp.arange(3), method="dynamics")
+    assert nxt.dtype == jnp.bfloat16 and c.dtype == h.dtype == prefix.dtype == jnp.float32
+    full, variables32, _ = _init(TINY_CONV, (4, 96, 96, 3), jnp.uint8)
+    p32, v32 = full.apply(
+        variables32, full.apply(variables32, obs, method="represent"), method="predict"
+    )
+    p16, v16 = net.apply(
+        variables32, net.apply(variables32, obs, method="represent"), method="predict"
+    )
+    np.testing.assert_allclose(p16, p32, atol=0.05)  # same parameters, bf16 rounding only
 
 
 def test_same_key_same_output():
