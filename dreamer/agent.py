@@ -1,8 +1,13 @@
 """EfficientZero training loop: the imperative shell around the pure core.
 
-Real environments are stepped here; everything else (search, targets, update) is jitted.
+Real environments are stepped here; everything else (search, replay, targets, updates) is
+jitted and lives on the device. Per env step the observation goes to the device once (search
+and replay share it) and the actions come back; metrics come back once per log row. Updates
+run ``count`` at a time in one jitted call (``Learner.learn``), dispatched before the host
+steps the environments so that both proceed together.
+
 Checkpoints are taken every ``run.checkpoint_every`` env steps. At each checkpoint the
-environments are reset with a seed derived from (seed, env step) and the replay closes the
+environments are reset with a seed derived from (seed, env step) and the replay cuts the
 running episodes, so a run resumed from a checkpoint continues exactly as the uninterrupted
 run does (same data, same updates, same curve on the same machine).
 """
@@ -15,22 +20,23 @@ from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dreamer.actor import greedy_policy, make_actor
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, ConfigError
-from dreamer.errors import ObservationSpaceError
+from dreamer.errors import NonFiniteLossError, ObservationSpaceError
 from dreamer.evaluation import evaluate_policy, make_vector_env
 from dreamer.learner import LearnerState, make_learner
 from dreamer.networks import make_network
-from dreamer.replay import Replay
+from dreamer.replay import Replay, ReplayState
 from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
 from dreamer.search import temperature_at
 
 ALGO = "efficientzero"
 
-__all__ = ["ALGO", "Config", "evaluate", "train"]
+__all__ = ["ALGO", "Agent", "Config", "HostLoop", "Spaces", "evaluate", "train"]
 
 
 class Spaces:
@@ -58,59 +64,61 @@ class Spaces:
         self.frame_dtype = np.uint8 if self.image else np.float32
 
 
-class _Agent:
-    """Builds every part of a run from its config (networks, learner, actor, replay)."""
+class Agent:
+    """Every part of a run built from its config: spaces, network, replay, learner, actor,
+    and their jitted forms (replay and learner state are donated, never copied)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, spaces: Spaces | None = None):
         self.cfg = cfg
-        probe = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="train")
-        self.spaces = Spaces(probe.single_observation_space, probe.single_action_space, cfg.env.id)
-        probe.close()
-        sp = self.spaces
+        if spaces is None:
+            probe = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="train")
+            spaces = Spaces(probe.single_observation_space, probe.single_action_space, cfg.env.id)
+            probe.close()
+        self.spaces = sp = spaces
         self.net = make_network(cfg.model, sp.obs_shape, sp.num_actions)
-        self.init, self.update = make_learner(cfg, self.net, frame_stack=sp.frame_stack)
-        self.act = make_actor(cfg, self.net)
-        self.example_obs = np.zeros((1,) + sp.obs_shape, sp.obs_dtype)
-
-    def new_learner(self) -> LearnerState:
-        return self.init(jax.random.PRNGKey(self.cfg.run.seed), self.example_obs)
-
-    def new_replay(self) -> Replay:
-        sp = self.spaces
-        return Replay(
-            self.cfg.replay,
-            num_envs=self.cfg.env.num_envs,
+        self.replay = Replay(
+            cfg.replay,
+            num_envs=cfg.env.num_envs,
             frame_shape=sp.frame_shape,
             frame_dtype=sp.frame_dtype,
             num_actions=sp.num_actions,
             frame_stack=sp.frame_stack,
+            age_unit=cfg.replay.off_policy_age_ratio * cfg.run.env_steps,
         )
+        self.learner = make_learner(cfg, self.net, self.replay)
+        self.act = make_actor(cfg, self.net)
+        self.add = jax.jit(self.replay.add, donate_argnums=0)
+        self.end_episodes = jax.jit(self.replay.end_episodes, donate_argnums=0)
+        self.learn = jax.jit(self.learner.learn, donate_argnums=(0, 1))
+        self.refresh = jax.jit(self.learner.refresh, donate_argnums=1)
+        self.example_obs = np.zeros((1,) + sp.obs_shape, sp.obs_dtype)
+        self._init = jax.jit(self.learner.init)
+        self._init_replay = jax.jit(self.replay.init)
+
+    def new_learner(self) -> LearnerState:
+        return self._init(jax.random.PRNGKey(self.cfg.run.seed), self.example_obs)
+
+    def new_replay(self) -> ReplayState:
+        return self._init_replay()
+
+
+@jax.jit
+def _accumulate(total: dict[str, jax.Array], more: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    return jax.tree.map(jnp.add, total, more)
 
 
 def _env_seed(cfg: Config, env_steps: int) -> int:
     return cfg.run.seed * 1_000_003 + env_steps
 
 
-class _Averages:
-    """Means of scalar metrics since the last log row."""
+def train(
+    cfg: Config, run_dir: str | Path, *, resume: bool = False, profile: bool = False
+) -> dict[str, Any]:
+    """Train (or continue) an EfficientZero run in ``run_dir``; returns the summary.
 
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, metrics: dict[str, float]) -> None:
-        for k, v in metrics.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
-            self.counts[k] = self.counts.get(k, 0) + 1
-
-    def pop(self) -> dict[str, float]:
-        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        self.sums, self.counts = {}, {}
-        return out
-
-
-def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train (or continue) an EfficientZero run in ``run_dir``; returns the summary."""
+    ``profile`` waits for the device after every phase so that ``seconds_by_phase`` in the
+    summary attributes time exactly (the benchmarks use it; it costs some overlap).
+    """
     run_dir = Path(run_dir)
     if resume and Checkpointer(run_dir).latest_step() is None:
         raise CheckpointError(
@@ -118,112 +126,188 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False) -> dict[str
             "with `python -m dreamer train`."
         )
     _validate(cfg)
-    agent = _Agent(cfg)
+    agent = Agent(cfg)
     book = RunBook(ALGO, cfg, run_dir, resume=resume)
     try:
-        return _train(cfg, agent, book, resume=resume)
+        return HostLoop(cfg, agent, book, profile=profile).run(resume=resume)
     finally:
         book.close()
 
 
-def _train(cfg: Config, agent: _Agent, book: RunBook, *, resume: bool) -> dict[str, Any]:
-    run, loop = cfg.run, cfg.loop
-    state, replay = agent.new_learner(), agent.new_replay()
-    rng = np.random.default_rng(run.seed)
-    key = jax.random.PRNGKey(run.seed + 1)
-    env_steps = updates = 0
-    updates_due = 0.0
-    if resume:
-        like = {"learner": state, "replay": replay.state(), "key": {"key": key}}
-        arrays, meta = book.restore(like)
-        state, key = arrays["learner"], arrays["key"]["key"]
-        replay.load_state(arrays["replay"])
-        rng.bit_generator.state = meta["numpy_rng"]
-        env_steps, updates = meta["env_steps"], meta["updates"]
-        updates_due = meta["updates_due"]
-        print(f"resuming {book.run_dir} from env step {env_steps} ({updates} updates)")
+class HostLoop:
+    """The host loop's state and phases (act, learn, env, add, evaluate, log, save)."""
 
-    budget = run.env_steps
-    age_unit = cfg.replay.off_policy_age_ratio * budget
-    timing = {"act": 0.0, "env": 0.0, "learn": 0.0}  # seconds, reported in the summary
-    averages = _Averages()
-    venv = make_vector_env(cfg.env, num_envs=cfg.env.num_envs, seed=0, mode="train")
-    obs, _ = venv.reset(seed=_env_seed(cfg, env_steps))
-    book.start_progress(env_steps)
+    def __init__(self, cfg: Config, agent: Agent, book: RunBook, *, profile: bool):
+        self.cfg, self.agent, self.book, self.profile = cfg, agent, book, profile
+        self.state = agent.new_learner()
+        self.replay = agent.new_replay()
+        self.key = jax.random.PRNGKey(cfg.run.seed + 1)
+        self.env_steps = self.updates = 0
+        self.sums: dict[str, jax.Array] | None = None
+        phases = ("act", "env", "add", "learn", "refresh", "eval", "save")
+        self.timing = dict.fromkeys(phases, 0.0)
+        self.counts = dict.fromkeys(("iterations", "refreshed_states", "eval_steps", "saves"), 0)
 
-    def learn(count: int) -> None:
-        nonlocal state, updates
-        for _ in range(count):
-            progress = min(1.0, updates / max(cfg.total_updates, 1))
-            beta = cfg.replay.priority_beta + (1 - cfg.replay.priority_beta) * progress
-            batch, index = replay.sample(rng, beta=beta, age_unit=age_unit)
-            state, metrics = agent.update(state, batch)
-            metrics = jax.device_get(metrics)
-            book.check_finite(bool(metrics.pop("finite")), env_steps)
-            replay.update_priorities(index, metrics.pop("priorities"))
-            averages.add(metrics)
-            updates += 1
+    def _timed(self, phase: str, start: float, *outputs: Any) -> None:
+        if self.profile:
+            jax.block_until_ready(outputs)
+        self.timing[phase] += time.perf_counter() - start
 
-    def evaluate(episodes: int) -> list[float]:
-        policy = greedy_policy(agent.act, state.variables, jax.random.PRNGKey(env_steps))
-        returns = book.evaluate(policy, env_steps, episodes)
+    # -- learning -----------------------------------------------------------------------------
+    def learn(self, count: int) -> None:
+        """``count`` updates, split so that each target-network sync ends a dispatch and is
+        followed by the refresh of the target cache."""
+        period = self.cfg.optim.target_update_every
+        while count > 0:
+            n = min(count, period - self.updates % period)
+            tick = time.perf_counter()
+            self.state, self.replay, sums = self.agent.learn(self.state, self.replay, n)
+            self.sums = sums if self.sums is None else _accumulate(self.sums, sums)
+            self._timed("learn", tick, self.state)
+            self.updates += n
+            count -= n
+            if self.updates % period == 0 and self.cfg.replay.reanalyze_mode == "cached":
+                self.refresh_cache()
+
+    def refresh_cache(self) -> None:
+        tick = time.perf_counter()
+        learner = self.agent.learner
+        filled = min(self.env_steps // self.cfg.env.num_envs, self.agent.replay.slots)
+        for chunk in range(learner.num_chunks(filled)):
+            self.replay = self.agent.refresh(self.state, self.replay, chunk)
+        self.counts["refreshed_states"] += (
+            learner.num_chunks(filled) * learner.chunk_slots * self.cfg.env.num_envs
+        )
+        self._timed("refresh", tick, self.replay)
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Means of the learner's metrics since the last row (one device fetch)."""
+        if self.sums is None:
+            return {}
+        sums = jax.device_get(self.sums)
+        self.sums = None
+        count = float(sums.pop("updates"))
+        if float(sums.pop("finite_updates")) < count:
+            latest = self.book.checkpointer.latest_step()
+            kept = f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
+            raise NonFiniteLossError(
+                f"{ALGO}: loss or gradient became NaN/inf before env step {self.env_steps} "
+                f"(non-finite updates are not applied); {kept}. Lower the learning rate (or "
+                "set a gradient clip) and start again."
+            )
+        return {k: float(v) / count for k, v in sums.items()}
+
+    # -- evaluation and checkpoints -------------------------------------------------------------
+    def evaluate(self, episodes: int, *, final: bool) -> list[float]:
+        tick = time.perf_counter()
+        greedy = greedy_policy(
+            self.agent.act, self.state.variables, jax.random.PRNGKey(self.env_steps)
+        )
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            self.counts["eval_steps"] += 1
+            return greedy(obs)
+
+        max_steps = 0 if final else self.cfg.run.eval_max_steps
+        returns = self.book.evaluate(policy, self.env_steps, episodes, max_steps=max_steps)
+        self.timing["eval"] += time.perf_counter() - tick
         print(
-            f"[{env_steps:>7d} steps {updates:>6d} updates {book.wall_seconds():6.0f}s] "
-            f"eval return {np.mean(returns):.1f}",
+            f"[{self.env_steps:>7d} steps {self.updates:>6d} updates "
+            f"{self.book.wall_seconds():6.0f}s] eval return {np.mean(returns):.1f}",
             flush=True,
         )
         return returns
 
-    def save() -> None:
-        replay.end_all_episodes()
-        items = {"learner": state, "replay": replay.state(), "key": {"key": key}}
-        extra = {"updates_due": updates_due, "numpy_rng": rng.bit_generator.state}
-        book.save(env_steps, updates, items, extra)
+    def save(self) -> None:
+        tick = time.perf_counter()
+        self.replay = self.agent.end_episodes(self.replay)
+        items = {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
+        self.book.save(self.env_steps, self.updates, items, {})
+        self.timing["save"] += time.perf_counter() - tick
+        self.counts["saves"] += 1
 
-    try:
-        while env_steps < budget:
-            temperature = temperature_at(cfg.search, env_steps / budget)
-            key, sub = jax.random.split(key)
-            tick = time.perf_counter()
-            out = jax.device_get(agent.act(state.variables, sub, obs, temperature, 1.0))
-            timing["act"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            next_obs, reward, terminated, truncated, _ = venv.step(out.action)
-            timing["env"] += time.perf_counter() - tick
-            replay.add(obs, out.action, reward, terminated, truncated, out.policy)
-            book.step_rewards(reward, terminated | truncated)
-            obs = next_obs
-            before, env_steps = env_steps, env_steps + cfg.env.num_envs
-            if env_steps > loop.warmup_steps:
-                updates_due += cfg.env.num_envs * loop.replay_ratio
+    def restore(self) -> None:
+        like = {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
+        arrays, meta = self.book.restore(like)
+        self.agent.replay.check_restored(arrays["replay"])
+        self.state = jax.device_put(arrays["learner"])
+        self.replay = jax.device_put(arrays["replay"])
+        self.key = jnp.asarray(arrays["key"]["key"])
+        self.env_steps, self.updates = meta["env_steps"], meta["updates"]
+        print(
+            f"resuming {self.book.run_dir} from env step {self.env_steps} ({self.updates} updates)"
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, *, resume: bool) -> dict[str, Any]:
+        cfg, agent, book = self.cfg, self.agent, self.book
+        run, num_envs = cfg.run, cfg.env.num_envs
+        if resume:
+            self.restore()
+        budget = run.env_steps
+        venv = make_vector_env(cfg.env, num_envs=num_envs, seed=0, mode="train")
+        obs, _ = venv.reset(seed=_env_seed(cfg, self.env_steps))
+        book.start_progress(self.env_steps)
+        started = time.perf_counter()
+        try:
+            while self.env_steps < budget:
+                temperature = temperature_at(cfg.search, self.env_steps / budget)
+                self.key, sub = jax.random.split(self.key)
                 tick = time.perf_counter()
-                learn(int(updates_due))
-                timing["learn"] += time.perf_counter() - tick
-                updates_due -= int(updates_due)
-            if env_steps >= budget:
-                break
-            evaluated = crossed(before, env_steps, run.eval_every)
-            if evaluated:
-                evaluate(run.eval_episodes)
-            if evaluated or crossed(before, env_steps, run.log_every):
-                book.write_row(env_steps, updates, averages.pop(), evaluated=evaluated)
-            if crossed(before, env_steps, run.checkpoint_every):
-                save()
-                obs, _ = venv.reset(seed=_env_seed(cfg, env_steps))
-        if updates < cfg.total_updates:
-            learn(cfg.total_updates - updates)  # loop.extra_updates after the last env step
-        returns = evaluate(run.final_eval_episodes)
-        book.write_row(env_steps, updates, averages.pop(), evaluated=True)
-        save()
-    finally:
-        venv.close()
-    phases = {k: round(v, 2) for k, v in timing.items()}
-    return book.finish(env_steps, updates, returns, {"seconds_by_phase": phases})
+                obs_device = jnp.asarray(obs)
+                out = agent.act(self.state.variables, sub, obs_device, temperature, 1.0)
+                actions = np.asarray(out.action)
+                self._timed("act", tick)
+                before = self.env_steps
+                self.env_steps += num_envs
+                self.counts["iterations"] += 1
+                self.learn(cfg.updates_by(self.env_steps) - self.updates)
+                tick = time.perf_counter()
+                next_obs, reward, terminated, truncated, _ = venv.step(actions)
+                self._timed("env", tick)
+                tick = time.perf_counter()
+                self.replay = agent.add(
+                    self.replay,
+                    obs_device,
+                    out.action,
+                    reward,
+                    terminated,
+                    truncated,
+                    out.policy,
+                    out.predicted_value,
+                )
+                self._timed("add", tick, self.replay)
+                book.step_rewards(reward, terminated | truncated)
+                obs = next_obs
+                if self.env_steps >= budget:
+                    break
+                evaluated = crossed(before, self.env_steps, run.eval_every)
+                if evaluated:
+                    self.evaluate(run.eval_episodes, final=False)
+                if evaluated or crossed(before, self.env_steps, run.log_every):
+                    book.write_row(
+                        self.env_steps, self.updates, self.pop_metrics(), evaluated=evaluated
+                    )
+                if crossed(before, self.env_steps, run.checkpoint_every):
+                    self.save()
+                    obs, _ = venv.reset(seed=_env_seed(cfg, self.env_steps))
+            if self.updates < cfg.total_updates:
+                self.learn(cfg.total_updates - self.updates)  # loop.extra_updates at the end
+            returns = self.evaluate(run.final_eval_episodes, final=True)
+            book.write_row(self.env_steps, self.updates, self.pop_metrics(), evaluated=True)
+            self.save()
+        finally:
+            venv.close()
+        # Bookkeeping between the phases (metrics rows, progress, key splits, env resets).
+        self.timing["host"] = time.perf_counter() - started - sum(self.timing.values())
+        phases = {k: round(v, 3) for k, v in self.timing.items()}
+        extra = {"seconds_by_phase": phases, "counts": dict(self.counts)}
+        return book.finish(self.env_steps, self.updates, returns, extra)
 
 
 def evaluate(cfg: Config, run_dir: str | Path, *, episodes: int) -> list[float]:
     """Greedy evaluation of the newest checkpoint in ``run_dir``."""
-    agent = _Agent(cfg)
+    agent = Agent(cfg)
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     arrays, meta = ckpt.restore({"learner": agent.new_learner()})
     ckpt.close()
@@ -239,4 +323,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"loop.warmup_steps={cfg.loop.warmup_steps} >= run.env_steps={cfg.run.env_steps}: "
             "the agent would never learn. Lower loop.warmup_steps or raise --steps."
+        )
+    need = cfg.env.num_envs * (cfg.replay.unroll_steps + 1)
+    if 0 < cfg.run.checkpoint_every < need:
+        raise ConfigError(
+            f"run.checkpoint_every={cfg.run.checkpoint_every} is too small: each checkpoint "
+            "cuts the running episodes, and a sequence needs replay.unroll_steps + 1 steps "
+            f"of one episode in each of the {cfg.env.num_envs} environments. Set "
+            f"run.checkpoint_every >= {need} (or 0: only at the end)."
+        )
+    if cfg.loop.warmup_steps < need:
+        raise ConfigError(
+            f"loop.warmup_steps={cfg.loop.warmup_steps} is too small: learning needs one "
+            f"complete sequence of replay.unroll_steps + 1 steps in each of the "
+            f"{cfg.env.num_envs} environments first. Set loop.warmup_steps >= {need}."
         )

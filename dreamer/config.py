@@ -57,6 +57,9 @@ class RunConfig:
     """Episodes per periodic evaluation."""
     final_eval_episodes: int = 8
     """Episodes of the final evaluation (32 for the Atari 100k protocol)."""
+    eval_max_steps: int = 0
+    """Periodic evaluations cut each episode after this many agent steps (0: never); the
+    final evaluation always plays whole episodes."""
     log_every: int = 250
     """Write a metrics row every this many env steps."""
     checkpoint_every: int = 1_000
@@ -282,6 +285,12 @@ class ModelConfig:
     """SimSiam predictor hidden size."""
     dynamics_grad_scale: float = 0.5
     """Gradient scale applied to the latent at each dynamics step (MuZero/EfficientZero)."""
+    state_norm: bool = False
+    """Min-max normalise every latent to [0, 1] per example (EfficientZero's ``state_norm``;
+    off in its Atari configuration)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of convolutions, dense layers and the LSTM. Parameters, normalisation
+    statistics, supports, losses and search values stay float32."""
 
     def __post_init__(self) -> None:
         _require(self.lstm_horizon > 0, "model.lstm_horizon", self.lstm_horizon, "positive")
@@ -355,6 +364,12 @@ class ReplayConfig:
     """EfficientZero's shorter value horizon for older data."""
     off_policy_age_ratio: float = 0.3
     """Horizon shrinks by one for data this fraction of the env-step budget old."""
+    reanalyze_mode: Literal["cached", "per_batch"] = "cached"
+    """``cached``: the target network's values and reanalysed policies are computed once per
+    target-network period for every stored state (and for new states as they arrive) and
+    looked up when sampling; ``per_batch``: computed afresh for every sampled batch."""
+    refresh_chunk: int = 4096
+    """Cached mode: states searched per call when the target cache is refreshed."""
 
     def __post_init__(self) -> None:
         _require(self.batch_size > 0, "replay.batch_size", self.batch_size, "positive")
@@ -368,6 +383,7 @@ class ReplayConfig:
             "in [0, 1]",
         )
         _require(self.capacity > 0, "replay.capacity", self.capacity, "positive")
+        _require(self.refresh_chunk > 0, "replay.refresh_chunk", self.refresh_chunk, "positive")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -402,6 +418,17 @@ class OptimConfig:
     """Weight of the temporal-consistency (SimSiam) loss."""
     target_update_every: int = 200
     """Copy online parameters to the target network every this many updates."""
+    unroll_scale: Literal["loss", "heads"] = "loss"
+    """Where the 1/K gradient scale applies: ``loss`` scales the gradient of the whole loss
+    (the EfficientZero code), ``heads`` only the heads of the K unrolled steps (the MuZero
+    pseudocode)."""
+    augmentation: tuple[Literal["shift", "intensity"], ...] = ("shift", "intensity")
+    """Image observations only: augmentations of the step-0 input and of the observations
+    that give the consistency targets (EfficientZero: random shift, then intensity)."""
+    shift_pad: int = 4
+    """Random shift: replicate-pad this many pixels, then crop back at a random offset."""
+    intensity_scale: float = 0.05
+    """Intensity: multiply each example by 1 + scale * clip(N(0, 1), -2, 2)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -432,4 +459,9 @@ class Config:
     def total_updates(self) -> int:
         """Updates the whole run will make (for schedules)."""
         learn_steps = max(0, self.run.env_steps - self.loop.warmup_steps)
-        return int(learn_steps * self.loop.replay_ratio) + self.loop.extra_updates
+        return round(learn_steps * self.loop.replay_ratio) + self.loop.extra_updates
+
+    def updates_by(self, env_steps: int) -> int:
+        """Updates made once ``env_steps`` real steps are collected (before the final
+        ``loop.extra_updates``): ``floor((env_steps - warmup) * replay_ratio)``."""
+        return int(max(0, env_steps - self.loop.warmup_steps) * self.loop.replay_ratio)

@@ -32,11 +32,13 @@ def evaluate_policy(
     *,
     episodes: int,
     seed: int,
+    max_steps: int = 0,
 ) -> list[float]:
-    """Run ``episodes`` full evaluation episodes of ``act(obs[N]) -> actions[N]``.
+    """Run ``episodes`` evaluation episodes of ``act(obs[N]) -> actions[N]``.
 
     Each of the ``num_eval_envs`` environments plays a fixed quota of episodes, so the result
-    does not favour short episodes. Returns the undiscounted, unclipped episode returns.
+    does not favour short episodes. ``max_steps`` > 0 cuts an episode after that many steps
+    (its return so far counts). Returns the undiscounted, unclipped episode returns.
     """
     num_envs = min(env.num_eval_envs, episodes)
     quota = np.full(num_envs, episodes // num_envs)
@@ -45,16 +47,37 @@ def evaluate_policy(
     try:
         obs, _ = venv.reset(seed=seed)
         running = np.zeros(num_envs)
+        length = np.zeros(num_envs, dtype=int)
         done_count = np.zeros(num_envs, dtype=int)
         returns: list[float] = []
         while (done_count < quota).any():
-            obs, reward, terminated, truncated, _ = venv.step(act(obs))
+            actions = act(obs)
+            cut = max_steps > 0 and (length + 1 >= max_steps).any()
+            if cut:  # start the cut episodes over: reset those envs after this step
+                obs, reward, terminated, truncated, _ = venv.step(actions)
+                truncated = truncated | (length + 1 >= max_steps)
+                ended = np.flatnonzero(truncated & ~terminated)
+                obs = _reset_some(venv, obs, ended)
+            else:
+                obs, reward, terminated, truncated, _ = venv.step(actions)
             running += reward
+            length += 1
             for i in np.flatnonzero(terminated | truncated):
                 if done_count[i] < quota[i]:
                     returns.append(float(running[i]))
                     done_count[i] += 1
                 running[i] = 0.0
+                length[i] = 0
         return returns
     finally:
         venv.close()
+
+
+def _reset_some(venv, obs: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Reset the sub-environments ``which`` (their RNGs continue); returns the new batch."""
+    if len(which) == 0:
+        return obs
+    mask = np.zeros(venv.num_envs, bool)
+    mask[which] = True
+    fresh, _ = venv.reset(options={"reset_mask": mask})  # the others keep their observation
+    return fresh

@@ -79,7 +79,12 @@ class RunBook:
 
     # -- evaluation and metrics --------------------------------------------------------------
     def evaluate(
-        self, act: Callable[[np.ndarray], np.ndarray], env_steps: int, episodes: int
+        self,
+        act: Callable[[np.ndarray], np.ndarray],
+        env_steps: int,
+        episodes: int,
+        *,
+        max_steps: int = 0,
     ) -> list[float]:
         """Run the greedy evaluation and add its mean to the eval curve."""
         returns = evaluate_policy(
@@ -87,6 +92,7 @@ class RunBook:
             act,
             episodes=episodes,
             seed=self.cfg.run.seed + EVAL_SEED_OFFSET + env_steps,
+            max_steps=max_steps,
         )
         self.eval_curve.append((env_steps, float(np.mean(returns))))
         return returns

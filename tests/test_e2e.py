@@ -63,14 +63,14 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     # Same seed and steps: the same curve whether or not the run was interrupted (exact on
     # the same machine: checkpoints reset the environments with derived seeds).
     assert a["eval_curve"] == b["eval_curve"]
-    assert a["updates"] == b["updates"] == 37
+    assert a["updates"] == b["updates"] == 38
     assert a["final_eval_returns"] == b["final_eval_returns"]
     for key in ("env_steps", "updates", "wall_seconds", "final_eval_return", "best_eval_return"):
         assert key in a
     rows_a, rows_b = read_metrics(full / "metrics.csv"), read_metrics(killed / "metrics.csv")
     assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
-    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
-    assert {"env_steps", "updates", "wall_seconds", "eval_return_mean", "loss"} <= set(rows_a[0])
+    assert [r["losses/total"] for r in rows_a] == [r["losses/total"] for r in rows_b]
+    assert {"env_steps", "updates", "wall_seconds", "eval_return_mean", "losses/total"} <= set(rows_a[0])
     assert (full / "config.json").exists()
     assert any(p.name.startswith("events.out.tfevents") for p in full.iterdir())
 

@@ -7,7 +7,7 @@ from dreamer.config import apply_overrides
 from dreamer.learner import learning_rate_schedule, make_learner
 from dreamer.networks import make_network
 from dreamer.replay import Replay
-from experiments.efficientzero import debug
+from experiments.efficientzero import atari100k, debug
 
 OVERRIDES = [
     "replay.batch_size=16",
@@ -17,16 +17,9 @@ OVERRIDES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def setup():
-    """One compiled learner for the module (compilation dominates the test time)."""
-    return _setup(*OVERRIDES)
-
-
-def _setup(*overrides):
+def build(*overrides):
     cfg = apply_overrides(debug(), list(overrides))
     net = make_network(cfg.model, (4,), 2)
-    init, update = make_learner(cfg, net, frame_stack=1)
     replay = Replay(
         cfg.replay,
         num_envs=2,
@@ -35,19 +28,30 @@ def _setup(*overrides):
         num_actions=2,
         frame_stack=1,
     )
+    learner = make_learner(cfg, net, replay)
+    rstate = replay.init()
     rng = np.random.default_rng(0)
     for t in range(60):
-        replay.add(
+        rstate = replay.add(
+            rstate,
             rng.normal(size=(2, 4)).astype(np.float32),
             rng.integers(0, 2, 2),
             np.ones(2),
             np.array([t % 17 == 16, False]),
             np.zeros(2, bool),
             np.tile([0.8, 0.2], (2, 1)),
+            np.zeros(2),
         )
-    batch, _ = replay.sample(rng, beta=0.4)
-    state = init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
-    return cfg, state, update, batch
+    state = learner.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    return cfg, replay, learner, state, rstate
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """One compiled learner for the module (compilation dominates the test time)."""
+    cfg, replay, learner, state, rstate = build(*OVERRIDES)
+    batch, _ = replay.sample(rstate, jax.random.PRNGKey(1), beta=0.4)
+    return cfg, state, jax.jit(learner.update), batch
 
 
 def test_repeated_updates_on_one_batch_lower_the_loss(setup):
@@ -55,7 +59,7 @@ def test_repeated_updates_on_one_batch_lower_the_loss(setup):
     losses = []
     for _ in range(30):
         state, metrics = update(state, batch)
-        losses.append(float(metrics["loss"]))
+        losses.append(float(metrics["losses/total"]))
         assert bool(metrics["finite"])
         assert np.isfinite(np.asarray(metrics["priorities"])).all()
     assert int(state.step) == 30
@@ -76,9 +80,7 @@ def test_target_network_refreshes_on_schedule(setup):
 
 def test_non_finite_update_is_not_applied(setup):
     _, state, update, batch = setup
-    rewards = batch.rewards.copy()
-    rewards[0, 0] = np.nan
-    bad = batch.replace(rewards=rewards)
+    bad = batch.replace(rewards=batch.rewards.at[0, 0].set(jnp.nan))
     new, metrics = update(state, bad)
     assert not bool(metrics["finite"])
     assert int(new.step) == int(state.step)
@@ -93,8 +95,41 @@ def test_update_compiles_once(setup):
     assert update._cache_size() == size == 1  # no retracing across steps
 
 
+def test_learn_runs_count_updates_and_writes_priorities_back():
+    _, replay, learner, state, rstate = build(*OVERRIDES)
+    learn = jax.jit(learner.learn)
+    before = np.asarray(rstate.priorities).copy()
+    state, rstate, sums = learn(state, rstate, 4)
+    assert int(state.step) == 4 and float(sums["updates"]) == 4.0
+    assert float(sums["finite_updates"]) == 4.0
+    assert np.isfinite(float(sums["losses/total"]))
+    changed = np.asarray(rstate.priorities) != before
+    assert 0 < changed.sum() <= 4 * 16
+    state, rstate, sums = learn(state, rstate, 0)  # a traced count: no recompilation
+    assert int(state.step) == 4 and float(sums["updates"]) == 0.0
+    assert learn._cache_size() == 1
+
+
+def test_cached_targets_equal_per_batch_targets_with_noise_off():
+    noise_off = [*OVERRIDES, "search.dirichlet_fraction=0.0", "replay.reanalyze_fraction=1.0"]
+    cfg, replay, cached, state, rstate = build(*noise_off, "replay.reanalyze_mode=cached")
+    _, _, per_batch, _, _ = build(*noise_off, "replay.reanalyze_mode=per_batch")
+    refresh = jax.jit(cached.refresh)
+    for chunk in range(cached.num_chunks(replay.slots)):
+        rstate = refresh(state, rstate, chunk)
+    batch, _ = replay.sample(rstate, jax.random.PRNGKey(2), beta=1.0)
+    key = jax.random.PRNGKey(3)
+    a = jax.jit(cached.targets)(state, batch, key)
+    b = jax.jit(per_batch.targets)(state, batch, key)
+    np.testing.assert_allclose(a["values"], b["values"], rtol=1e-4)  # batch shapes differ
+    np.testing.assert_allclose(a["policies"], b["policies"], atol=1e-6)
+    np.testing.assert_array_equal(a["mask"], b["mask"])
+    # The refresh replaced the acting policies ([0.8, 0.2]) by searched ones.
+    assert not np.allclose(np.asarray(a["policies"])[:, 0], [0.8, 0.2])
+
+
 @pytest.mark.parametrize("decay", ["step", "cosine", "none"])
-def test_learning_rate_schedule_warms_up(decay):
+def test_learning_rate_schedule_warms_up_from_zero(decay):
     cfg = apply_overrides(
         debug(),
         [
@@ -105,11 +140,23 @@ def test_learning_rate_schedule_warms_up(decay):
         ],
     )
     lr = learning_rate_schedule(cfg.optim, total_updates=40)
-    assert float(lr(0)) == pytest.approx(0.1)
-    assert float(lr(9)) == pytest.approx(1.0)
+    assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.5)
+    assert float(lr(10)) == pytest.approx(1.0)
     later = float(lr(35))
     assert {
         "step": later == pytest.approx(0.1),
         "cosine": 0 < later < 0.5,
         "none": later == pytest.approx(1.0),
     }[decay]
+
+
+def test_atari100k_update_count_and_schedule_follow_the_official_code():
+    """EfficientZero-V1: 100k updates while collecting + 20k after (``last_steps``); lr 0.2,
+    1k warm-up steps (1% of 100k), x0.1 after update 101k (``adjust_lr``)."""
+    cfg = atari100k()
+    assert cfg.total_updates == 120_000
+    lr = learning_rate_schedule(cfg.optim, cfg.total_updates)
+    assert float(lr(0)) == 0.0 and float(lr(500)) == pytest.approx(0.1)
+    assert float(lr(1_000)) == pytest.approx(0.2) and float(lr(100_999)) == pytest.approx(0.2)
+    assert float(lr(101_000)) == pytest.approx(0.02)
+    assert float(lr(119_999)) == pytest.approx(0.02)

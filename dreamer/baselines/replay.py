@@ -15,18 +15,47 @@ reach back into it.
 
 Sampling is proportional to ``priority ** alpha`` over ready records (alpha = 0: uniform),
 with importance weights ``(N P(i)) ** -beta`` normalised by their batch maximum
-(Schaul et al. 2016). Cost is O(capacity) per batch (a cumulative sum), which is small next
-to a network update at the sizes used here.
+(Schaul et al. 2016; ``dreamer.priorities``, the same functions as the EfficientZero replay).
+Cost is O(capacity) per batch, small next to a network update at the sizes used here.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import jax
 import numpy as np
 
+from dreamer import priorities as P
 from dreamer.config import ConfigError
-from dreamer.replay import ArrayState, Distribution, distribution, sample_proportional
+
+
+class ArrayState:
+    """Checkpointing of a replay whose contents are the numpy arrays named in ``_FIELDS``."""
+
+    _FIELDS: tuple[str, ...] = ()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The arrays to checkpoint (shared, not copied)."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name in self._FIELDS:
+            current = getattr(self, name)
+            value = np.array(state[name], dtype=current.dtype)
+            if value.shape != current.shape:
+                raise ConfigError(
+                    f"checkpointed replay field {name} has shape {value.shape}, this config "
+                    f"needs {current.shape}: resume with the run's own config.json."
+                )
+            setattr(self, name, value)
+
+
+@functools.partial(jax.jit, static_argnames="batch_size")
+def _draw(key, priority, ready, alpha, beta, *, batch_size: int):
+    probs, count = P.probabilities(priority, ready, alpha)
+    return P.sample(key, probs, count, batch_size, beta=beta)
 
 
 def n_step_return(
@@ -93,7 +122,6 @@ class Replay(ArrayState):
         self.head = np.zeros(num_envs, dtype=np.int64)  # records written per stream
         self.open = np.zeros(num_envs, dtype=bool)  # last record is a step awaiting successor
         self.max_priority = np.ones((), dtype=np.float64)
-        self._sampling: tuple[float, Distribution] | None = None  # (alpha, distribution)
 
     # -- writing ---------------------------------------------------------------------------
     def add(
@@ -132,7 +160,6 @@ class Replay(ArrayState):
         The newest step record of a running episode has no next observation yet; it becomes
         that episode's final frame, and the step before it is marked truncated.
         """
-        self._sampling = None
         for e in np.flatnonzero(self.open):
             last = (self.head[e] - 1) % self.slots
             prev = (self.head[e] - 2) % self.slots
@@ -146,7 +173,6 @@ class Replay(ArrayState):
 
     def _write(self, e: int, frame: np.ndarray, step: tuple | None = None) -> None:
         """Write one record; ``step`` is ``(action, reward, terminated, truncated)`` or None."""
-        self._sampling = None
         m = int(self.head[e])
         pos = m % self.slots
         action, reward, term, trunc = step if step is not None else (0, 0.0, False, False)
@@ -193,7 +219,9 @@ class Replay(ArrayState):
         """
         if not self.ready.any():
             raise RuntimeError("replay has no sampleable records yet")
-        index, weight = sample_proportional(self._distribution(alpha), batch_size, rng, beta=beta)
+        key = jax.random.PRNGKey(int(rng.integers(2**31 - 1)))
+        index, weight = _draw(key, self.priority, self.ready, alpha, beta, batch_size=batch_size)
+        index, weight = np.asarray(index), np.asarray(weight)
         env, pos = np.divmod(index, self.slots)
         window = (pos[:, None] + np.arange(self.n_step)) % self.slots
         returns, discounts, steps = n_step_return(
@@ -212,13 +240,6 @@ class Replay(ArrayState):
             "index": index,
         }
 
-    def _distribution(self, alpha: float) -> Distribution:
-        """The sampling distribution over ready records (cached until the next write or
-        priority change, so a burst of updates pays for it once)."""
-        if self._sampling is None or self._sampling[0] != alpha:
-            self._sampling = (alpha, distribution(self.priority, self.ready, alpha))
-        return self._sampling[1]
-
     def _observation(self, env: np.ndarray, pos: np.ndarray) -> np.ndarray:
         if not self.stacked:
             return self.frames[env, pos]
@@ -227,7 +248,6 @@ class Replay(ArrayState):
 
     def update_priorities(self, index: np.ndarray, priorities: np.ndarray) -> None:
         """Set the raw priorities (|TD error| + eps) of sampled records."""
-        self._sampling = None
         priorities = np.asarray(priorities, dtype=np.float64)
         env, pos = np.divmod(index, self.slots)
         live = self.ready[env, pos]
@@ -249,7 +269,3 @@ class Replay(ArrayState):
         "open",
         "max_priority",
     )
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self._sampling = None
-        super().load_state(state)
