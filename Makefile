@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores
+.PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores gpu-check timing
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,10 @@ SEEDS ?= 0,1,2
 STEPS ?= 100000
 PRESET ?= atari100k
 SMOKE_SET := --set search.num_simulations=4 --set replay.batch_size=8 --set replay.capacity=1000 \
-	--set replay.reanalyze_simulations=2 --set loop.warmup_steps=100 --set optim.warmup_updates=10 \
+	--set replay.reanalyze_simulations=2 --set loop.warmup_steps=100 --set loop.extra_updates=0 --set optim.warmup_updates=10 \
 	--set model.channels=16 --set model.lstm_hidden=32 --set model.proj_hidden=64 \
-	--set model.proj_out=64 --set model.pred_hidden=32 --set env.num_eval_envs=1 \
+	--set model.proj_out=64 --set model.pred_hidden=32 --set model.dtype=float32 \
+	--set env.vectorization=sync --set env.num_eval_envs=1 \
 	--set run.eval_every=0 --set run.eval_episodes=1 --set run.final_eval_episodes=1 \
 	--set run.log_every=100 --set run.checkpoint_every=150
 
@@ -36,6 +37,14 @@ atari100k: $(STAMP)
 atari100k-smoke: $(STAMP)
 	$(PY) -m benchmarks.atari100k --games Pong,Boxing --seeds 0 --steps 300 --preset atari100k \
 		--out results/atari100k-smoke $(SMOKE_SET)
+
+# The whole GPU check of the Atari path (timing of both presets, one complete fast game).
+GAME ?= MsPacman
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check --game $(GAME) --out results/gpu_check
+
+timing: $(STAMP)
+	$(PY) -m benchmarks.timing --preset $(PRESET) --env ALE/$(GAME)-v5 --steps 10000
 
 scores: $(STAMP)
 	$(PY) -m benchmarks.scores --published all

@@ -18,6 +18,7 @@ from typing import Any
 
 from dreamer import algos
 from dreamer.checkpoint import CheckpointError
+from dreamer.compilation import enable_compilation_cache
 from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
 from dreamer.errors import NonFiniteLossError, ObservationSpaceError
 from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json
@@ -150,6 +151,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    enable_compilation_cache()
     try:
         return args.func(args)
     except (

@@ -55,6 +55,9 @@ class AtariOptions:
     """Rewards clipped to [-1, 1] (default: train only); info["raw_reward"] keeps the raw one."""
     max_episode_frames: int = 108_000
     """Emulator frames per game (no-op starts included) before truncation; 27k agent steps."""
+    train_max_episode_frames: int | None = None
+    """In "train" mode, cut games at this many frames instead (EfficientZero's code: 12,000,
+    i.e. 3,000 agent steps); None: ``max_episode_frames`` in both modes."""
     repeat_action_probability: float = 0.0
     """ALE sticky-action probability; the protocol uses none."""
     full_action_space: bool = False
@@ -94,6 +97,11 @@ class AtariOptions:
             self,
             terminal_on_life_loss=_default(self.terminal_on_life_loss, train),
             clip_rewards=_default(self.clip_rewards, train),
+            max_episode_frames=(
+                self.train_max_episode_frames
+                if train and self.train_max_episode_frames
+                else self.max_episode_frames
+            ),
         )
 
     @property

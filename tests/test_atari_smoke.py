@@ -13,6 +13,7 @@ TINY = [
     "replay.td_steps=2",
     "loop.warmup_steps=20",
     "loop.replay_ratio=0.25",
+    "loop.extra_updates=0",
     "optim.warmup_updates=2",
     "model.channels=8",
     "model.reduced_channels=2",
@@ -21,6 +22,7 @@ TINY = [
     "model.proj_hidden=16",
     "model.proj_out=16",
     "model.pred_hidden=8",
+    "model.dtype=float32",  # bfloat16 convolutions are slow on CPUs
     "model.value_support=10",
     "model.reward_support=5",
     "env.num_eval_envs=1",
@@ -29,6 +31,7 @@ TINY = [
     "run.log_every=20",
     "run.checkpoint_every=30",
     'env.options={"max_episode_frames": 400}',
+    "env.vectorization=sync",
 ]
 
 
