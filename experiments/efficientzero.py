@@ -135,7 +135,9 @@ def atari100k_fast() -> Config:
     return dataclasses.replace(
         base,
         env=dataclasses.replace(base.env, num_envs=16),
-        run=dataclasses.replace(base.run, eval_every=50_000, eval_episodes=16),
+        run=dataclasses.replace(
+            base.run, eval_every=50_000, eval_episodes=16, checkpoint_every=50_000
+        ),
         search=dataclasses.replace(
             base.search, policy="gumbel", num_simulations=16, max_num_considered_actions=4
         ),
