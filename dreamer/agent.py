@@ -144,6 +144,7 @@ class HostLoop:
         self.key = jax.random.PRNGKey(cfg.run.seed + 1)
         self.env_steps = self.updates = 0
         self.sums: dict[str, jax.Array] | None = None
+        self.warned_skipped = False
         phases = ("act", "env", "add", "learn", "refresh", "eval", "save")
         self.timing = dict.fromkeys(phases, 0.0)
         self.counts = dict.fromkeys(("iterations", "refreshed_states", "eval_steps", "saves"), 0)
@@ -181,21 +182,32 @@ class HostLoop:
         self._timed("refresh", tick, self.replay)
 
     def pop_metrics(self) -> dict[str, float]:
-        """Means of the learner's metrics since the last row (one device fetch)."""
+        """Means of the learner's metrics since the last row (one device fetch).
+
+        Non-finite updates are skipped by the learner (as mixed-precision loss scaling skips
+        them) and counted in ``charts/skipped_updates``; the run stops when they are the
+        majority of a row's updates, since it is no longer learning.
+        """
         if self.sums is None:
             return {}
         sums = jax.device_get(self.sums)
         self.sums = None
         count = float(sums.pop("updates"))
-        if float(sums.pop("finite_updates")) < count:
+        skipped = count - float(sums.pop("finite_updates"))
+        if skipped > count / 2:
             latest = self.book.checkpointer.latest_step()
             kept = f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
             raise NonFiniteLossError(
-                f"{ALGO}: loss or gradient became NaN/inf before env step {self.env_steps} "
-                f"(non-finite updates are not applied); {kept}. Lower the learning rate (or "
-                "set a gradient clip) and start again."
+                f"{ALGO}: loss or gradient became NaN/inf in {skipped:.0f} of the {count:.0f} "
+                f"updates before env step {self.env_steps} (they were not applied); {kept}. "
+                "Lower the learning rate (or set a gradient clip) and start again."
             )
-        return {k: float(v) / count for k, v in sums.items()}
+        if skipped and not self.warned_skipped:
+            print(f"warning: {skipped:.0f} non-finite update(s) skipped before env step "
+                  f"{self.env_steps}; see charts/skipped_updates", flush=True)
+            self.warned_skipped = True
+        means = {k: float(v) / max(count - skipped, 1.0) for k, v in sums.items()}
+        return {**means, "charts/skipped_updates": skipped}
 
     # -- evaluation and checkpoints -------------------------------------------------------------
     def evaluate(self, episodes: int, *, final: bool) -> list[float]:

@@ -68,7 +68,7 @@ class Learner:
     - ``update(state, batch) -> (state, metrics)``: one update on a sampled batch.
     - ``learn(state, replay_state, count) -> (state, replay_state, sums)``: ``count`` updates,
       each sampling its batch and writing back its priorities; ``sums`` adds up the scalar
-      metrics and ``"updates"``, ``"finite_updates"``.
+      metrics of the applied (finite) updates and counts ``"updates"``, ``"finite_updates"``.
     - ``refresh(state, replay_state, chunk) -> replay_state``: the target cache for slot chunk
       ``chunk`` (``num_chunks(filled_slots)`` of them cover the filled part of the rings).
     """
@@ -329,8 +329,13 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             beta = rcfg.priority_beta + (1.0 - rcfg.priority_beta) * progress
             batch, index = replay.sample(replay_state, sample_rng, beta=beta)
             state, metrics = update(state.replace(rng=rng), batch)
-            replay_state = replay.set_priorities(replay_state, index, metrics.pop("priorities"))
             finite = metrics.pop("finite")
+            # A skipped (non-finite) update leaves the priorities as they were.
+            old = replay_state.priorities[index]
+            new = jnp.where(finite, metrics.pop("priorities"), old)
+            replay_state = replay.set_priorities(replay_state, index, new)
+            # Metrics of skipped updates are left out of the sums (they may be NaN).
+            metrics = {k: jnp.where(finite, v, 0.0) for k, v in metrics.items()}
             metrics = dict(metrics, updates=1.0, finite_updates=finite.astype(jnp.float32))
             sums = {k: sums[k] + jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
             return state, replay_state, sums
