@@ -9,6 +9,10 @@ Every algorithm (EfficientZero and the model-free baselines) writes the same fol
     RUN/events.*          TensorBoard scalars (same values as metrics.csv)
     RUN/checkpoints/      orbax checkpoints (see ``dreamer.checkpoint``)
     RUN/summary.json      written once the run has finished
+
+Every rewrite of a file (``metrics.csv`` trimmed on resume or widened by a new column,
+``config.json``, ``summary.json``) goes to a temporary file that then replaces the old one,
+so a kill at any moment leaves either the old or the new file, never half of one.
 """
 
 from __future__ import annotations
@@ -80,10 +84,7 @@ class RunLog:
         keep = [r for r in rows if float(r["env_steps"]) <= env_steps]
         if rows:
             columns = list(rows[0].keys())
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(keep)
+            _atomic_write_rows(path, columns, keep)
             self._columns = columns
 
     def log(self, row: Mapping[str, Any]) -> None:
@@ -100,12 +101,9 @@ class RunLog:
                     csv.writer(f).writerow(self._columns)
         new = sorted(k for k in row if k not in self._columns)
         if new:  # a metric appeared (e.g. losses once learning starts): widen the file
-            rows = read_metrics(path)
-            self._columns = self._columns + new
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self._columns, restval="")
-                writer.writeheader()
-                writer.writerows(rows)
+            columns = self._columns + new
+            _atomic_write_rows(path, columns, read_metrics(path))
+            self._columns = columns
         values = [_cell(row.get(c)) for c in self._columns]
         with open(path, "a", newline="") as f:
             csv.writer(f).writerow(values)
@@ -173,6 +171,16 @@ def _atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
+    os.replace(tmp, path)
+
+
+def _atomic_write_rows(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    """Rewrite a CSV file through a temporary file and a rename (never half-written)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 
