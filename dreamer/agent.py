@@ -167,6 +167,8 @@ def _train(cfg: Config, agent: _Agent, book: RunBook, *, resume: bool) -> dict[s
     def evaluate(episodes: int) -> list[float]:
         policy = greedy_policy(agent.act, state.variables, jax.random.PRNGKey(env_steps))
         returns = book.evaluate(policy, env_steps, episodes)
+        if not returns:  # run.final_eval_episodes=0
+            return returns
         print(
             f"[{env_steps:>7d} steps {updates:>6d} updates {book.wall_seconds():6.0f}s] "
             f"eval return {np.mean(returns):.1f}",

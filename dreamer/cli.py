@@ -84,7 +84,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
-    episodes = args.episodes or cfg.run.final_eval_episodes
+    episodes = args.episodes or cfg.run.final_eval_episodes or cfg.run.eval_episodes
     returns = algo.evaluate(cfg, run_dir, episodes=episodes)
     mean = sum(returns) / len(returns)
     print(json.dumps({"episodes": len(returns), "return_mean": mean, "returns": returns}))
@@ -100,12 +100,13 @@ def cmd_show_config(args: argparse.Namespace) -> int:
 
 def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     curve = ", ".join(f"{s}:{r:.1f}" for s, r in summary.get("eval_curve", []))
+    final = summary["final_eval_return"]
+    final = "none (run.final_eval_episodes=0)" if final is None else f"{final:.2f}"
     print(
         f"\nrun folder: {run_dir}\n"
         f"env steps {summary['env_steps']}, updates {summary['updates']}, "
         f"wall {summary['wall_seconds']:.0f}s\n"
-        f"final eval return {summary['final_eval_return']:.2f} "
-        f"(best {summary['best_eval_return']}); eval curve [{curve}]"
+        f"final eval return {final} (best {summary['best_eval_return']}); eval curve [{curve}]"
     )
 
 

@@ -39,7 +39,7 @@ class RunBook:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.log = RunLog(self.run_dir)
-        self.checkpointer = Checkpointer(self.run_dir, keep=cfg.run.keep_checkpoints)
+        self.checkpointer = Checkpointer(self.run_dir, keep=cfg.run.keep_checkpoints, writer=True)
         if not resume:
             self.log.write_config(algo, to_dict(cfg))
         self.eval_curve: list[tuple[int, float]] = []
@@ -81,7 +81,9 @@ class RunBook:
     def evaluate(
         self, act: Callable[[np.ndarray], np.ndarray], env_steps: int, episodes: int
     ) -> list[float]:
-        """Run the greedy evaluation and add its mean to the eval curve."""
+        """Run the greedy evaluation and add its mean to the eval curve (0 episodes: none)."""
+        if episodes == 0:  # run.final_eval_episodes=0: no final evaluation
+            return []
         returns = evaluate_policy(
             self.cfg.env,
             act,
@@ -99,7 +101,8 @@ class RunBook:
         *,
         evaluated: bool,
     ) -> None:
-        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it."""
+        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it (it
+        does only if it was made at ``env_steps``)."""
         now = time.perf_counter()
         mark_time, mark_steps = self._sps_mark
         sps = (env_steps - mark_steps) / max(now - mark_time, 1e-9)
@@ -111,11 +114,16 @@ class RunBook:
             "updates": updates,
             "wall_seconds": round(self.wall_seconds(), 3),
             "episode_return_mean": float(np.mean(returns)) if returns else None,
-            "eval_return_mean": self.eval_curve[-1][1] if evaluated else None,
+            "eval_return_mean": self._eval_at(env_steps) if evaluated else None,
             "SPS": sps,
         }
         row.update({k: _scalar(v) for k, v in metrics.items()})
         self.log.log(row)
+
+    def _eval_at(self, env_steps: int) -> float | None:
+        if self.eval_curve and self.eval_curve[-1][0] == env_steps:
+            return self.eval_curve[-1][1]
+        return None
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, env_steps: int, updates: int, arrays: Any, extra: Mapping[str, Any]) -> None:

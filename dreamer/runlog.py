@@ -145,7 +145,9 @@ def summarize(
         "env_steps": int(env_steps),
         "updates": int(updates),
         "wall_seconds": float(wall_seconds),
-        "final_eval_return": float(sum(final_eval_returns) / len(final_eval_returns)),
+        "final_eval_return": (  # None: run.final_eval_episodes=0, no final evaluation
+            float(sum(final_eval_returns) / len(final_eval_returns)) if final_eval_returns else None
+        ),
         "best_eval_return": float(max(returns)) if returns else None,
         "eval_curve": [[int(s), float(r)] for s, r in eval_curve],
         "final_eval_returns": [float(r) for r in final_eval_returns],

@@ -1,10 +1,11 @@
-"""The run folder's files under failure: metrics rewrites, summaries without a final eval."""
+"""The run folder's files under failure: metrics rewrites, summaries, checkpoints."""
 
 import csv
 
 import pytest
 
-from dreamer.runlog import RunLog, read_metrics
+from dreamer import runlog
+from dreamer.runlog import RunLog, read_metrics, summarize
 
 
 def _log_rows(tmp_path, steps):
@@ -46,3 +47,19 @@ def test_widening_metrics_never_leaves_half_a_file(tmp_path, monkeypatch):
     log.log({"env_steps": 150, "updates": 15, "wall_seconds": 1.0, "new_metric": 2.0})
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [r["new_metric"] for r in rows] == ["", "", "2"]
+
+
+def test_summary_without_a_final_evaluation_has_a_null_return(monkeypatch):
+    monkeypatch.setattr(runlog, "device_description", lambda: "cpu")
+    summary = summarize(
+        algo="dqn",
+        env_id="CartPole-v1",
+        seed=0,
+        env_steps=100,
+        updates=5,
+        wall_seconds=1.0,
+        eval_curve=[(50, 9.0)],
+        final_eval_returns=[],
+        config={},
+    )
+    assert summary["final_eval_return"] is None and summary["best_eval_return"] == 9.0
