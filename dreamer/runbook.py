@@ -138,7 +138,7 @@ class RunBook:
 
     def restore(self, like: Any) -> tuple[Any, dict[str, Any]]:
         """Newest checkpoint into the structure of ``like``; rewinds metrics and counters."""
-        arrays, meta = self.checkpointer.restore(like)
+        arrays, meta = self.checkpointer.restore(like, set_aside=True)
         step = int(meta["env_steps"])
         # The final checkpoint is saved after the final evaluation, which will be redone.
         keep_upto = step - 1 if step >= self.cfg.run.env_steps else step

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dreamer import cli
-from dreamer.checkpoint import Checkpointer
+from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,5 +150,5 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
     for f in (run / "checkpoints" / "10" / "learner").rglob("*"):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(b"garbage")
-    with pytest.raises(Exception, match="corrupt"):
+    with pytest.raises(CheckpointError, match="can be read"):
         Checkpointer(run).restore({"learner": {"w": np.ones(3)}})

@@ -1,10 +1,15 @@
 """The run folder's files under failure: metrics rewrites, summaries, checkpoints."""
 
 import csv
+import errno
+import os
 
+import numpy as np
 import pytest
+from etils import epath
 
 from dreamer import runlog
+from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.runlog import RunLog, read_metrics, summarize
 
 
@@ -63,3 +68,75 @@ def test_summary_without_a_final_evaluation_has_a_null_return(monkeypatch):
         config={},
     )
     assert summary["final_eval_return"] is None and summary["best_eval_return"] == 9.0
+
+
+def _corrupt(folder):
+    for f in folder.rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "learner" in f.parts:
+            f.write_bytes(b"garbage")
+
+
+def _save(ckpt, step):
+    ckpt.save(step, {"learner": {"w": np.full(3, float(step))}}, {"env_steps": step})
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_and_is_set_aside(tmp_path, capsys):
+    ckpt = Checkpointer(tmp_path)
+    _save(ckpt, 10)
+    _save(ckpt, 20)
+    _corrupt(tmp_path / "checkpoints" / "20")
+    arrays, meta = Checkpointer(tmp_path).restore({"learner": {"w": np.zeros(3)}}, set_aside=True)
+    assert meta["env_steps"] == 10 and arrays["learner"]["w"].tolist() == [10.0] * 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "20 is unreadable" in lines[0] and "env step 10" in lines[0]
+    assert (tmp_path / "checkpoints" / "20.corrupt").is_dir()  # kept aside, not deleted
+    assert Checkpointer(tmp_path).latest_step() == 10
+
+
+def test_evaluation_falls_back_without_moving_anything(tmp_path, capsys):
+    ckpt = Checkpointer(tmp_path)
+    _save(ckpt, 10)
+    _save(ckpt, 20)
+    _corrupt(tmp_path / "checkpoints" / "20")
+    _, meta = Checkpointer(tmp_path).restore({"learner": {"w": np.zeros(3)}})
+    assert meta["env_steps"] == 10 and "unreadable" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10", "20"]
+
+
+def test_when_no_checkpoint_can_be_read_nothing_is_moved_and_the_error_is_short(tmp_path):
+    _save(Checkpointer(tmp_path), 10)
+    _corrupt(tmp_path / "checkpoints" / "10")
+    with pytest.raises(CheckpointError) as error:
+        Checkpointer(tmp_path).restore({"learner": {"w": np.zeros(3)}}, set_aside=True)
+    message = str(error.value)
+    assert "can be read" in message and "\n" not in message and len(message) < 400
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["10"]
+
+
+def test_a_failed_save_names_the_path_keeps_the_previous_and_removes_the_partial(
+    tmp_path, monkeypatch
+):
+    ckpt = Checkpointer(tmp_path, writer=True)
+    _save(ckpt, 10)
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(epath.Path, "write_text", disk_full)  # how orbax writes its metadata
+    with pytest.raises(CheckpointError) as error:
+        _save(ckpt, 20)
+    monkeypatch.undo()
+    message = str(error.value)
+    assert str(tmp_path / "checkpoints" / "20") in message
+    assert "No space left on device" in message and "env step 10 is kept" in message
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["10"]
+    _, meta = Checkpointer(tmp_path).restore({"learner": {"w": np.zeros(3)}})
+    assert meta["env_steps"] == 10
+
+
+def test_saving_a_step_that_exists_keeps_it(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    _save(ckpt, 10)
+    ckpt.save(10, {"learner": {"w": np.zeros(3)}}, {"env_steps": -1})
+    arrays, meta = ckpt.restore({"learner": {"w": np.zeros(3)}})
+    assert meta["env_steps"] == 10 and arrays["learner"]["w"].tolist() == [10.0] * 3
