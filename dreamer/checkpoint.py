@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import orbax.checkpoint as ocp
 
+from dreamer.runlog import resume_command
+
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_SUFFIX = ".corrupt"
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"  # how orbax names a checkpoint it is still writing
@@ -78,8 +80,8 @@ class Checkpointer:
             raise CheckpointError(
                 f"could not write the checkpoint at env step {step} to {self.path / str(step)}: "
                 f"{_reason(error)}. The partial checkpoint was removed and {kept}. Free disk "
-                "space or fix the folder's permissions, then continue with "
-                f"`python -m dreamer resume {self.run_dir}`."
+                f"space or fix the folder's permissions, then continue with "
+                f"`{resume_command(self.run_dir)}`."
             ) from error
 
     def steps(self) -> list[int]:
@@ -102,7 +104,7 @@ class Checkpointer:
         if not steps:
             raise CheckpointError(
                 f"no complete checkpoint in {self.path}: the run stopped before its first "
-                f"checkpoint. `python -m dreamer resume {self.run_dir}` starts it over."
+                f"checkpoint. `{resume_command(self.run_dir)}` starts it over."
             )
         unreadable: list[tuple[int, Exception]] = []
         for candidate in steps:
@@ -149,6 +151,17 @@ class Checkpointer:
         for partial in self.path.glob(f"{step}{_TMP_SUFFIX}*"):
             shutil.rmtree(partial, ignore_errors=True)
         self._manager.reload()
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> int | None:
+    """Env step of the newest complete checkpoint in ``run_dir`` (None if there is none)."""
+    if not (Path(run_dir) / CHECKPOINT_DIR).is_dir():
+        return None
+    checkpointer = Checkpointer(run_dir)
+    try:
+        return checkpointer.latest_step()
+    finally:
+        checkpointer.close()
 
 
 def _reason(error: BaseException) -> str:

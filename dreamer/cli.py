@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dreamer import algos
-from dreamer.checkpoint import CheckpointError
+from dreamer import algos, runlock
+from dreamer.checkpoint import CheckpointError, latest_checkpoint
 from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
-from dreamer.errors import NonFiniteLossError, ObservationSpaceError
+from dreamer.errors import NonFiniteLossError, ObservationSpaceError, RunFolderError
+from dreamer.runbook import check_can_start
 from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json
 
 
@@ -58,25 +59,31 @@ def load_run(run_dir: Path) -> tuple[algos.Algorithm, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     algo = algos.get(args.algo)
-    run_dir = Path(args.out) if args.out else default_run_dir(args.algo, cfg)
-    if (run_dir / CONFIG_FILE).exists():
-        raise ConfigError(
-            f"{run_dir} already holds a run. Continue it with `python -m dreamer resume "
-            f"{run_dir}`, or choose another --out."
-        )
-    summary = algo.train(cfg, run_dir, resume=False)
+    run_dir = args.folder = Path(args.out) if args.out else default_run_dir(args.algo, cfg)
+    with runlock.hold(run_dir):  # the folder is checked, created and locked first
+        check_can_start(run_dir)
+        if (run_dir / CONFIG_FILE).exists():
+            print(f"{run_dir} holds a run that stopped before its first checkpoint; starting over.")
+        summary = algo.train(cfg, run_dir, resume=False)
     _print_summary(run_dir, summary)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
+    run_dir = args.folder = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
-    if (run_dir / SUMMARY_FILE).exists():
-        print(f"{run_dir} has already finished; its summary:")
-        _print_summary(run_dir, read_json(run_dir / SUMMARY_FILE))
-        return 0
-    summary = algo.train(cfg, run_dir, resume=True)
+    with runlock.hold(run_dir):
+        if (run_dir / SUMMARY_FILE).exists():
+            print(f"{run_dir} has already finished; its summary:")
+            _print_summary(run_dir, read_json(run_dir / SUMMARY_FILE))
+            return 0
+        resume = latest_checkpoint(run_dir) is not None
+        if not resume:
+            print(
+                f"{run_dir} has no complete checkpoint (the run stopped before its first one): "
+                "starting it over from env step 0 with its config.json."
+            )
+        summary = algo.train(cfg, run_dir, resume=resume)
     _print_summary(run_dir, summary)
     return 0
 
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         CheckpointError,
         NonFiniteLossError,
         ObservationSpaceError,
+        RunFolderError,
         FileNotFoundError,
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)

@@ -7,3 +7,7 @@ class NonFiniteLossError(FloatingPointError):
 
 class ObservationSpaceError(ValueError):
     """The environment's observation space is not one the networks can take."""
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used: another process trains in it, or it cannot be written."""

@@ -4,6 +4,9 @@
 ``config.json``, metric rows, the evaluation curve, orbax checkpoints with their JSON
 counters, the wall clock across resumes, the progress bar and ``summary.json``. The loops only
 decide *when* (``crossed``) and supply the numbers.
+
+While it is open a ``RunBook`` holds the folder's lock (``dreamer.runlock``: one writer per
+folder).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from dreamer.checkpoint import Checkpointer
+from dreamer import runlock
+from dreamer.checkpoint import Checkpointer, latest_checkpoint
 from dreamer.config import to_dict
-from dreamer.errors import NonFiniteLossError
+from dreamer.errors import NonFiniteLossError, RunFolderError
 from dreamer.evaluation import evaluate_policy
 from dreamer.progress import Progress
-from dreamer.runlog import RunLog, summarize
+from dreamer.runlog import RunLog, remove_run_files, resume_command, summarize
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
@@ -31,6 +35,18 @@ def crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and after // every > before // every
 
 
+def check_can_start(run_dir: str | Path) -> None:
+    """A new run may start in ``run_dir`` unless it holds a complete checkpoint (the files of
+    an attempt that stopped before its first checkpoint are replaced)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is not None:
+        raise RunFolderError(
+            f"{run_dir} already holds a run (its newest checkpoint is at env step {latest}). "
+            f"Continue it with `{resume_command(run_dir)}`, or choose another run folder "
+            "(--out)."
+        )
+
+
 class RunBook:
     """Bookkeeping of one run folder; see the module docstring."""
 
@@ -38,10 +54,19 @@ class RunBook:
         self.algo = algo
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.log = RunLog(self.run_dir)
-        self.checkpointer = Checkpointer(self.run_dir, keep=cfg.run.keep_checkpoints, writer=True)
-        if not resume:
-            self.log.write_config(algo, to_dict(cfg))
+        runlock.acquire(self.run_dir)
+        try:
+            if not resume:
+                check_can_start(self.run_dir)
+                remove_run_files(self.run_dir)
+            keep = cfg.run.keep_checkpoints
+            self.checkpointer = Checkpointer(self.run_dir, keep=keep, writer=True)
+            self.log = RunLog(self.run_dir)
+            if not resume:
+                self.log.write_config(algo, to_dict(cfg))
+        except BaseException:
+            runlock.release(self.run_dir)
+            raise
         self.eval_curve: list[tuple[int, float]] = []
         self.episode_returns: list[float] = []  # training episodes finished since the last row
         self.last_return: float | None = None
@@ -187,6 +212,7 @@ class RunBook:
             self.progress.close()
         self.log.close()
         self.checkpointer.close()
+        runlock.release(self.run_dir)
 
 
 def _scalar(value: Any) -> float | None:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -166,6 +167,23 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     with open(path) as f:
         return json.load(f)
+
+
+def resume_command(run_dir: str | os.PathLike) -> str:
+    """The command that continues the run in ``run_dir``."""
+    return f"python -m dreamer resume {shlex.quote(str(run_dir))}"
+
+
+def remove_run_files(run_dir: str | os.PathLike) -> list[str]:
+    """Delete the files an earlier attempt left in ``run_dir`` (config, metrics, summary,
+    TensorBoard events) before a run starts over there; returns their names."""
+    run_dir = Path(run_dir)
+    names = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
+    paths = [run_dir / n for n in names] + sorted(run_dir.glob("events.out.tfevents.*"))
+    removed = [p.name for p in paths if p.is_file()]
+    for name in removed:
+        (run_dir / name).unlink()
+    return removed
 
 
 def _atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:

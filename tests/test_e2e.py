@@ -142,8 +142,9 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
     (run / "config.json").write_text(
         json.dumps({"algo": "efficientzero", "config": {"loop": {"warmup_steps": 10}}})
     )
-    assert cli.main(["resume", str(run)]) == 2
-    assert "no complete checkpoint" in capsys.readouterr().err
+    assert cli.main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "no complete checkpoint" in err and f"`python -m dreamer resume {run}` starts" in err
 
     ckpt = Checkpointer(run)
     ckpt.save(10, {"learner": {"w": np.ones(3)}}, {"env_steps": 10})

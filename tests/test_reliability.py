@@ -7,13 +7,15 @@ exercise is the one every loop shares. EfficientZero runs only where its loop it
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dreamer import cli
 from dreamer.checkpoint import Checkpointer
-from dreamer.runlog import read_metrics
+from dreamer.runlog import read_json, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +42,54 @@ for _item in (
     TINY_DQN += ["--set", _item]
 
 
+# The child runs the CLI and, right after logging the row of env step AT, either sends itself
+# a signal (SIGTERM, SIGINT, SIGKILL) or pauses while the file FLAG exists ("pause").
+CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+from dreamer import cli, runlog
+action, at, flag, *argv = sys.argv[1:]
+log = runlog.RunLog.log
+def log_then_act(self, row):
+    log(self, row)
+    if int(row["env_steps"]) == int(at):
+        if action == "pause":
+            Path(flag).write_text(str(os.getpid()))
+            while Path(flag).exists():
+                time.sleep(0.05)
+        else:
+            os.kill(os.getpid(), getattr(signal, action))
+runlog.RunLog.log = log_then_act
+sys.exit(cli.main(argv))
+"""
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
 def run_python(*argv, timeout=300):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
-        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def run_cli(*args):
+    return run_python("-m", "dreamer", *args)
+
+
+def run_child(action, at, *args, flag="-"):
+    return run_python("-c", CHILD, action, str(at), str(flag), *args)
+
+
+def dreamer_lines(stderr):
+    """The lines the CLI itself printed (libraries may add warnings)."""
+    return [line for line in stderr.splitlines() if line.startswith("dreamer:")]
 
 
 def test_final_eval_episodes_zero_means_no_final_evaluation(tmp_path, capsys):
@@ -59,3 +104,81 @@ def test_final_eval_episodes_zero_means_no_final_evaluation(tmp_path, capsys):
     assert cli.main(["resume", str(out)]) == 0  # a finished run reports its summary
     assert "already finished" in capsys.readouterr().out
     assert Checkpointer(out).latest_step() == 400
+
+
+def test_a_second_process_cannot_train_in_a_locked_folder(tmp_path):
+    out, flag = tmp_path / "run", tmp_path / "paused"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            "pause",
+            "100",
+            str(flag),
+            "train",
+            *TINY_DQN,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not flag.exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.1)
+        for args in (["train", *TINY_DQN, "--out", str(out)], ["resume", str(out)]):
+            second = run_cli(*args)
+            assert second.returncode == 2
+            [line] = dreamer_lines(second.stderr)
+            assert f"{out} is in use by another process (pid {first.pid} on" in line
+        flag.unlink()  # let the first run finish
+        assert first.wait(timeout=240) == 0, first.stderr.read()[-2000:]
+    finally:
+        first.kill()
+    steps = [r["env_steps"] for r in read_metrics(out / "metrics.csv")]
+    assert steps == ["100", "200", "300", "400"]  # one writer, no interleaved rows
+
+
+def _stopped_before_first_checkpoint(folder):
+    """What a run killed before its first checkpoint leaves: its config and some rows."""
+    assert cli.main(["train", *TINY_DQN, "--set", "run.env_steps=100", "--out", str(folder)]) == 0
+    config = read_json(folder / "config.json")
+    config["config"]["run"]["env_steps"] = 400
+    (folder / "config.json").write_text(json.dumps(config))
+    for path in [folder / "summary.json", *(folder / "checkpoints").iterdir()]:
+        path.unlink() if path.is_file() else shutil.rmtree(path)
+
+
+def test_resume_and_train_start_over_a_run_that_has_no_checkpoint(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        _stopped_before_first_checkpoint(folder)
+    capsys.readouterr()
+    assert cli.main(["resume", str(first)]) == 0
+    assert "starting it over from env step 0" in capsys.readouterr().out
+    assert cli.main(["train", *TINY_DQN, "--out", str(second)]) == 0
+    assert "stopped before its first checkpoint; starting over" in capsys.readouterr().out
+    for folder in (first, second):
+        steps = [r["env_steps"] for r in read_metrics(folder / "metrics.csv")]
+        assert steps == ["100", "200", "300", "400"]  # the old attempt's rows are gone
+        assert read_json(folder / "summary.json")["env_steps"] == 400
+    assert cli.main(["train", *TINY_DQN, "--out", str(first)]) == 2  # now it has checkpoints
+    assert f"Continue it with `python -m dreamer resume {first}`" in capsys.readouterr().err
+
+
+def test_an_unusable_out_folder_is_named_before_anything_runs(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert cli.main(["train", *TINY_DQN, "--out", str(blocker / "run")]) == 2
+    assert f"{blocker} is a file" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes anywhere: a read-only folder cannot stop it
+        locked = tmp_path / "read_only"
+        locked.mkdir(mode=0o500)
+        assert cli.main(["train", *TINY_DQN, "--out", str(locked / "run")]) == 2
+        assert "Choose a folder you can write to" in capsys.readouterr().err
