@@ -184,6 +184,7 @@ def _train(cfg: Config, agent: _Agent, book: RunBook, *, resume: bool) -> dict[s
 
     try:
         while env_steps < budget:
+            book.stop_if_requested(env_steps, save)  # SIGTERM/SIGINT: checkpoint, then stop
             temperature = temperature_at(cfg.search, env_steps / budget)
             key, sub = jax.random.split(key)
             tick = time.perf_counter()

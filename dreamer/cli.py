@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from dreamer.checkpoint import CheckpointError, latest_checkpoint
 from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
 from dreamer.errors import NonFiniteLossError, ObservationSpaceError, RunFolderError
 from dreamer.runbook import check_can_start
-from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json
+from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json, resume_command
+from dreamer.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -159,7 +161,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        with terminate_as_interrupt():
+            return args.func(args)
+    except RunStopped as stop:  # a signal: the loop saved a checkpoint and stopped
+        print(f"dreamer: {stop}", file=sys.stderr)
+        return exit_code(stop.signum)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or a signal outside the loop
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        print(f"dreamer: {_interrupted(getattr(args, 'folder', None), signum)}", file=sys.stderr)
+        return exit_code(signum)
     except (
         ConfigError,
         CheckpointError,
@@ -170,8 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "dreamer: interrupted; continue with `python -m dreamer resume DIR`.", file=sys.stderr
+
+
+def _interrupted(run_dir: Path | None, signum: int) -> str:
+    """One line for a stop without a new checkpoint: what was kept and how to go on."""
+    stopped = f"stopped by {signal_name(signum)}"
+    if run_dir is None or not (run_dir / CONFIG_FILE).exists():
+        return f"{stopped}; no run was started."
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        return (
+            f"{stopped} before the run's first checkpoint; `{resume_command(run_dir)}` starts "
+            "it over."
         )
-        return 130
+    return (
+        f"{stopped}; the checkpoint at env step {latest} in {run_dir} is kept. Continue with "
+        f"`{resume_command(run_dir)}`."
+    )

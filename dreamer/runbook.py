@@ -6,7 +6,8 @@ counters, the wall clock across resumes, the progress bar and ``summary.json``. 
 decide *when* (``crossed``) and supply the numbers.
 
 While it is open a ``RunBook`` holds the folder's lock (``dreamer.runlock``: one writer per
-folder).
+folder) and turns SIGTERM and SIGINT into a stop request that the loops poll at each step
+boundary with ``stop_if_requested`` (``dreamer.signals``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dreamer.errors import NonFiniteLossError, RunFolderError
 from dreamer.evaluation import evaluate_policy
 from dreamer.progress import Progress
 from dreamer.runlog import RunLog, remove_run_files, resume_command, summarize
+from dreamer.signals import RunStopped, StopRequest
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
@@ -67,6 +69,7 @@ class RunBook:
         except BaseException:
             runlock.release(self.run_dir)
             raise
+        self._stop = StopRequest().__enter__()
         self.eval_curve: list[tuple[int, float]] = []
         self.episode_returns: list[float] = []  # training episodes finished since the last row
         self.last_return: float | None = None
@@ -173,6 +176,13 @@ class RunBook:
         self._start = time.perf_counter()
         return arrays, meta
 
+    def stop_if_requested(self, env_steps: int, save: Callable[[], None]) -> None:
+        """Call at each step boundary: once SIGTERM or SIGINT has arrived, ``save()`` a
+        checkpoint at ``env_steps`` and raise ``RunStopped`` (see ``dreamer.signals``)."""
+        if self._stop.signum is not None:
+            save()
+            raise RunStopped(self.run_dir, self._stop.signum, env_steps)
+
     def check_finite(self, finite: bool, env_steps: int) -> None:
         if not finite:
             latest = self.checkpointer.latest_step()
@@ -208,6 +218,7 @@ class RunBook:
         return summary
 
     def close(self) -> None:
+        self._stop.__exit__()
         if self.progress is not None:
             self.progress.close()
         self.log.close()

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from dreamer import cli
 from dreamer.checkpoint import Checkpointer
 from dreamer.runlog import read_json, read_metrics
@@ -47,6 +49,8 @@ for _item in (
 CHILD = """
 import os, signal, sys, time
 from pathlib import Path
+
+import pytest
 from dreamer import cli, runlog
 action, at, flag, *argv = sys.argv[1:]
 log = runlog.RunLog.log
@@ -104,6 +108,35 @@ def test_final_eval_episodes_zero_means_no_final_evaluation(tmp_path, capsys):
     assert cli.main(["resume", str(out)]) == 0  # a finished run reports its summary
     assert "already finished" in capsys.readouterr().out
     assert Checkpointer(out).latest_step() == 400
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, name, code):
+    out = tmp_path / "run"
+    proc = run_child(name, 300, "train", *TINY_DQN, "--out", str(out))
+    assert proc.returncode == code, proc.stderr[-2000:]
+    [line] = dreamer_lines(proc.stderr)
+    assert f"stopped by {name} at env step 300" in line
+    assert f"`python -m dreamer resume {out}`" in line  # the folder, not a placeholder
+    assert Checkpointer(out).latest_step() == 300  # written on the signal (interval: 200)
+    assert not (out / "summary.json").exists()
+    if name == "SIGTERM":
+        resumed = run_cli("resume", str(out))
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert json.loads((out / "summary.json").read_text())["env_steps"] == 400
+        steps = [r["env_steps"] for r in read_metrics(out / "metrics.csv")]
+        assert steps == ["100", "200", "300", "400"]
+
+
+def test_efficientzero_stops_on_sigterm_with_a_checkpoint(tmp_path):
+    out = tmp_path / "ez"
+    # Learning starts after env step 150, so the run stops at 50 before compiling the learner.
+    args = ["--preset", "debug", "--set", "loop.warmup_steps=150", "--out", str(out)]
+    proc = run_child("SIGTERM", 50, "train", *args)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    [line] = dreamer_lines(proc.stderr)
+    assert "stopped by SIGTERM at env step 50" in line and f"resume {out}`" in line
+    assert Checkpointer(out).latest_step() == 50
 
 
 def test_a_second_process_cannot_train_in_a_locked_folder(tmp_path):

@@ -145,6 +145,7 @@ def _train(
         return book.evaluate(actor, env_steps, episodes)
 
     while env_steps < run.env_steps:
+        book.stop_if_requested(env_steps, save)  # SIGTERM/SIGINT: checkpoint, then stop
         if env_steps < p.learning_starts:
             actions = rng.integers(parts.num_actions, size=num_envs)
         else:

@@ -102,7 +102,11 @@ def _train(
         pending.clear()
         book.write_row(env_steps, updates, metrics, evaluated=evaluated)
 
+    def save() -> None:
+        book.save(env_steps, updates, {"learner": state, "act_key": act_key}, {})
+
     while env_steps < run.env_steps:
+        book.stop_if_requested(env_steps, save)  # SIGTERM/SIGINT: checkpoint, then stop
         obs, act_key = _collect(cfg, venv, learner, state.params, obs, act_key, buffers, book)
         state, metrics = learner.update(state, Rollout(last_obs=obs, **buffers))
         metrics = jax.device_get(metrics)
@@ -119,12 +123,12 @@ def _train(
         if evaluated or crossed(before, env_steps, run.log_every):
             row(evaluated)
         if crossed(before, env_steps, run.checkpoint_every):
-            book.save(env_steps, updates, {"learner": state, "act_key": act_key}, {})
+            save()
 
     actor = greedy_actor(learner, state.params)
     final_returns = book.evaluate(actor, env_steps, run.final_eval_episodes)
     row(evaluated=True)
-    book.save(env_steps, updates, {"learner": state, "act_key": act_key}, {})
+    save()
     return book.finish(env_steps, updates, final_returns)
 
 
