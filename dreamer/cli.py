@@ -93,7 +93,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
-    episodes = args.episodes or cfg.run.final_eval_episodes or cfg.run.eval_episodes
+    episodes = args.episodes
+    if episodes is None:
+        episodes = cfg.run.final_eval_episodes or cfg.run.eval_episodes
     returns = algo.evaluate(cfg, run_dir, episodes=episodes)
     mean = sum(returns) / len(returns)
     print(json.dumps({"episodes": len(returns), "return_mean": mean, "returns": returns}))
@@ -117,6 +119,16 @@ def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
         f"wall {summary['wall_seconds']:.0f}s\n"
         f"final eval return {final} (best {summary['best_eval_return']}); eval curve [{curve}]"
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -149,7 +161,9 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="greedy evaluation of a run's newest checkpoint")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--episodes", type=int)
+    evaluate.add_argument(
+        "--episodes", type=_positive_int, help="episodes to play (default: the final eval's)"
+    )
     evaluate.set_defaults(func=cmd_eval)
 
     show = sub.add_parser("show-config", help="print every config key of a preset")
@@ -176,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         NonFiniteLossError,
         ObservationSpaceError,
         RunFolderError,
-        FileNotFoundError,
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be read or written (missing, disk full, ...)
+        folder = getattr(args, "folder", None)
+        fix = f" Once fixed, continue with `{resume_command(folder)}`." if folder else ""
+        print(f"dreamer: error: {e.filename or 'a file'}: {e.strerror or e}.{fix}", file=sys.stderr)
         return 2
 
 

@@ -125,6 +125,10 @@ def make_dict_env(**_):
         (["train", "--preset", "debug", "--env", "test_e2e:make_dict_env"], "observation space"),
         (["train", "--preset", "debug", "--env", "envs.examples:nothing"], "nothing"),
         (["resume", "/nonexistent/run"], "not a run folder"),
+        (["train", "--preset", "debug", "--seed", "-1"], "run.seed=-1 is invalid"),
+        (["train", "--preset", "debug", "--set", "run.keep_checkpoints=0"], "keep_checkpoints"),
+        (["train", "--preset", "debug", "--set", "optim.learning_rate=-1"], "learning_rate"),
+        (["train", "--preset", "debug", "--set", "replay.capacity=2"], "capacity to at least"),
     ],
 )
 def test_bad_input_gets_one_clear_error(argv, message, capsys, tmp_path):

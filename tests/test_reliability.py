@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dreamer import cli
+from dreamer import cli, runlog
 from dreamer.checkpoint import Checkpointer
 from dreamer.runlog import read_json, read_metrics
 
@@ -215,3 +215,49 @@ def test_an_unusable_out_folder_is_named_before_anything_runs(tmp_path, capsys):
         locked.mkdir(mode=0o500)
         assert cli.main(["train", *TINY_DQN, "--out", str(locked / "run")]) == 2
         assert "Choose a folder you can write to" in capsys.readouterr().err
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    disk_full = (
+        "import errno, os, sys\n"
+        "from etils import epath\n"
+        "from dreamer import cli\n"
+        "write = epath.Path.write_text\n"
+        "def write_text(self, *args, **kwargs):\n"
+        "    if '/checkpoints/400' in str(self):\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))\n"
+        "    return write(self, *args, **kwargs)\n"
+        "epath.Path.write_text = write_text\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    proc = run_python("-c", disk_full, "train", *TINY_DQN, "--out", str(out))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = dreamer_lines(proc.stderr)
+    assert f"could not write the checkpoint at env step 400 to {out}/checkpoints/400" in line
+    assert "No space left on device" in line and "env step 200 is kept" in line
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["200"]  # no partial
+    resumed = run_cli("resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "summary.json").read_text())["env_steps"] == 400
+
+
+@pytest.mark.parametrize("episodes", ["-1", "0", "x"])
+def test_eval_rejects_an_episode_count_that_is_not_positive(tmp_path, capsys, episodes):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["eval", str(tmp_path), "--episodes", episodes])
+    assert exit_.value.code == 2
+    assert f"--episodes: expected a positive integer, got '{episodes}'" in capsys.readouterr().err
+
+
+def test_a_file_that_cannot_be_written_is_named_without_a_traceback(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def disk_full(self, algo, config):
+        raise OSError(28, "No space left on device", str(out / "config.json"))
+
+    monkeypatch.setattr(runlog.RunLog, "write_config", disk_full)
+    assert cli.main(["train", *TINY_DQN, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dreamer: error: {out / 'config.json'}: No space left on device.")
+    assert "Traceback" not in err and f"python -m dreamer resume {out}" in err
