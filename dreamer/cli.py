@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from dreamer.errors import NonFiniteLossError, ObservationSpaceError, RunFolderE
 from dreamer.runbook import check_can_start
 from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json, resume_command
 from dreamer.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
+from envs import EnvFactoryError
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -192,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         RunFolderError,
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)
+        return 2
+    except EnvFactoryError as e:  # the user's code raised: show its frames, then name it
+        traceback.print_exception(e.__cause__, file=sys.stderr)
+        print(f"dreamer: error: {e} (its traceback is above).", file=sys.stderr)
         return 2
     except OSError as e:  # a file that cannot be read or written (missing, disk full, ...)
         folder = getattr(args, "folder", None)

@@ -7,8 +7,10 @@ An ``env_id`` is resolved in this order:
 3. ``"ALE/<Game>-v5"``: the game under the Atari-100k protocol (``envs.atari``);
 4. any other gymnasium id: ``gymnasium.make(env_id, **options)``.
 
-Factories (1, 2) receive ``mode=`` too when their signature takes ``mode`` or ``**kwargs``;
-gymnasium ids (4) ignore the mode.
+Factories (1, 2) receive ``mode=`` too only when their signature names a ``mode``
+parameter (a ``**kwargs`` factory that forwards its options to an env class is not given
+one); gymnasium ids (4) ignore the mode. An exception raised by a factory is re-raised as
+``EnvFactoryError``, whose message names the factory (the original is its ``__cause__``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from envs.atari import AtariOptions, check_mode, make_atari
 
 EnvFactory = Callable[..., gymnasium.Env]
-"""Called with the env's options as keyword arguments (and ``mode`` if it accepts it)."""
+"""Called with the env's options as keyword arguments (and ``mode`` if it names it)."""
+
+
+class EnvFactoryError(RuntimeError):
+    """A user's environment factory raised; the message names it, ``__cause__`` is the error."""
+
 
 VECTORIZATIONS = ("sync", "async")
 
@@ -162,8 +169,16 @@ def _module_constructor(env_id: str, mode: str, options: dict[str, Any]):
 def _call_factory(
     factory: EnvFactory, env_id: str, mode: str, options: dict[str, Any]
 ) -> gymnasium.Env:
-    kwargs = dict(options, mode=mode) if _accepts_mode(factory) else dict(options)
-    env = factory(**kwargs)
+    kwargs = dict(options, mode=mode) if _names_mode(factory) else dict(options)
+    try:
+        env = factory(**kwargs)
+    except Exception as error:
+        name = getattr(factory, "__qualname__", repr(factory))
+        module = getattr(factory, "__module__", None)
+        raise EnvFactoryError(
+            f"the environment factory {module + '.' if module else ''}{name} (environment "
+            f"{env_id!r}) raised {type(error).__name__}: {error}"
+        ) from error
     if not isinstance(env, gymnasium.Env):
         raise TypeError(
             f"the factory of environment {env_id!r} returned {type(env).__name__}, "
@@ -172,12 +187,14 @@ def _call_factory(
     return env
 
 
-def _accepts_mode(factory: EnvFactory) -> bool:
+def _names_mode(factory: EnvFactory) -> bool:
+    """Whether ``factory`` has a parameter called ``mode`` that can be passed by keyword."""
     try:
-        parameters = inspect.signature(factory).parameters.values()
+        parameter = inspect.signature(factory).parameters.get("mode")
     except (TypeError, ValueError):  # no introspectable signature (some builtins)
         return False
-    return any(p.name == "mode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return parameter is not None and parameter.kind in keyword
 
 
 @functools.cache

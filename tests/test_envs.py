@@ -60,6 +60,33 @@ def test_register_passes_options_and_mode(clean_registry):
         envs.register("corridor", make_corridor)
 
 
+def test_mode_goes_only_to_factories_that_name_it(clean_registry):
+    envs.register("forwarding", lambda **kwargs: Corridor(**kwargs))  # options -> env class
+    assert envs.make("forwarding", mode="eval", length=4).observation_space.shape == (4,)
+    calls = []
+
+    def named(*, length, mode="train", **rest):
+        calls.append(mode)
+        return Corridor(length=length, **rest)
+
+    envs.register("named", named)
+    envs.make("named", mode="eval", length=4)
+    assert calls == ["eval"]
+
+
+def test_a_factory_that_raises_is_named_and_keeps_its_error(clean_registry):
+    def broken_factory(**options):
+        raise RuntimeError("no licence for the simulator")
+
+    envs.register("broken", broken_factory)
+    with pytest.raises(envs.EnvFactoryError) as error:
+        envs.make("broken")
+    message = str(error.value)
+    assert "broken_factory" in message and "'broken'" in message
+    assert "raised RuntimeError: no licence for the simulator" in message
+    assert isinstance(error.value.__cause__, RuntimeError)  # its traceback stays reachable
+
+
 def test_factories_must_return_a_gymnasium_env(clean_registry):
     envs.register("not-an-env", lambda: object())
     with pytest.raises(TypeError, match="'not-an-env'.*gymnasium.Env"):

@@ -261,3 +261,19 @@ def test_a_file_that_cannot_be_written_is_named_without_a_traceback(tmp_path, mo
     err = capsys.readouterr().err
     assert err.startswith(f"dreamer: error: {out / 'config.json'}: No space left on device.")
     assert "Traceback" not in err and f"python -m dreamer resume {out}" in err
+
+
+def make_broken_env(**options):
+    """A user's factory that fails (a missing licence, a bad path, ...)."""
+    raise RuntimeError("no licence for the simulator")
+
+
+def test_a_raising_env_factory_is_named_with_its_own_traceback(tmp_path, capsys):
+    env_id = "test_reliability:make_broken_env"
+    assert cli.main(["train", *TINY_DQN, "--env", env_id, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"dreamer: error: the environment factory test_reliability.make_broken_env (environment "
+        f"'{env_id}') raised RuntimeError: no licence for the simulator (its traceback is above)."
+    )
+    assert any("in make_broken_env" in line for line in err)  # where the error came from
