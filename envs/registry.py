@@ -19,7 +19,9 @@ import difflib
 import functools
 import importlib
 import inspect
+import os
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -106,8 +108,19 @@ def make_vector(
     if vectorization == "sync":
         return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     # Workers are spawned, not forked: forking a process in which JAX has started its threads
-    # can deadlock.
-    return AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+    # can deadlock. They ignore SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
+    # the parent decides when to stop and closes them.
+    worker_fns = [functools.partial(_in_worker, fn, os.getpid()) for fn in env_fns]
+    return AsyncVectorEnv(worker_fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+
+
+def _in_worker(env_fn: Callable[[], gymnasium.Env], parent_pid: int) -> gymnasium.Env:
+    """Makes the env; in a worker process (not in the parent, which makes one to read the
+    spaces) the stop signals are ignored first."""
+    if os.getpid() != parent_pid:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    return env_fn()
 
 
 class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):

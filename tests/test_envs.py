@@ -1,5 +1,9 @@
 """envs/: id resolution, registry, seeding, vector envs, the example env and resizing."""
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -85,6 +89,21 @@ def test_a_factory_that_raises_is_named_and_keeps_its_error(clean_registry):
     assert "broken_factory" in message and "'broken'" in message
     assert "raised RuntimeError: no licence for the simulator" in message
     assert isinstance(error.value.__cause__, RuntimeError)  # its traceback stays reachable
+
+
+def test_async_workers_ignore_stop_signals():
+    """Ctrl-C reaches the whole process group; the parent, not the workers, decides."""
+    venv = envs.make_vector(CORRIDOR, 1, seed=0, vectorization="async", length=3)
+    try:
+        venv.reset()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            os.kill(venv.processes[0].pid, signum)
+        time.sleep(0.5)
+        obs, *_ = venv.step(np.array([1]))
+        np.testing.assert_array_equal(obs, [[0, 1, 0]])
+        assert venv.processes[0].is_alive()
+    finally:
+        venv.close()
 
 
 def test_factories_must_return_a_gymnasium_env(clean_registry):
