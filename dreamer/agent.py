@@ -193,6 +193,7 @@ def _train(cfg: Config, agent: _Agent, book: RunBook, *, resume: bool) -> dict[s
             tick = time.perf_counter()
             next_obs, reward, terminated, truncated, _ = venv.step(out.action)
             timing["env"] += time.perf_counter() - tick
+            book.check_env_output(next_obs, reward, env_steps + cfg.env.num_envs)
             replay.add(obs, out.action, reward, terminated, truncated, out.policy)
             book.step_rewards(reward, terminated | truncated)
             obs = next_obs

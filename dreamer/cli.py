@@ -21,7 +21,12 @@ from typing import Any
 from dreamer import algos, runlock
 from dreamer.checkpoint import CheckpointError, latest_checkpoint
 from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
-from dreamer.errors import NonFiniteLossError, ObservationSpaceError, RunFolderError
+from dreamer.errors import (
+    EnvOutputError,
+    NonFiniteLossError,
+    ObservationSpaceError,
+    RunFolderError,
+)
 from dreamer.runbook import check_can_start
 from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json, resume_command
 from dreamer.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         NonFiniteLossError,
         ObservationSpaceError,
         RunFolderError,
+        EnvOutputError,
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)
         return 2

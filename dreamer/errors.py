@@ -11,3 +11,7 @@ class ObservationSpaceError(ValueError):
 
 class RunFolderError(RuntimeError):
     """The run folder cannot be used: another process trains in it, or it cannot be written."""
+
+
+class EnvOutputError(ValueError):
+    """An environment returned NaN or inf; the run stops and keeps its last checkpoint."""

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from dreamer.config import ConfigError, EnvConfig
+from dreamer.envcheck import non_finite
+from dreamer.errors import EnvOutputError
 
 
 def make_vector_env(env: EnvConfig, *, num_envs: int, seed: int, mode: str):
@@ -49,6 +51,12 @@ def evaluate_policy(
         returns: list[float] = []
         while (done_count < quota).any():
             obs, reward, terminated, truncated, _ = venv.step(act(obs))
+            problem = non_finite(obs, reward)
+            if problem is not None:
+                raise EnvOutputError(
+                    f"environment {env.id} returned {problem} during an evaluation; fix the "
+                    "environment (or wrap it to replace non-finite values)."
+                )
             running += reward
             for i in np.flatnonzero(terminated | truncated):
                 if done_count[i] < quota[i]:

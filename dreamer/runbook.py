@@ -21,8 +21,9 @@ import numpy as np
 
 from dreamer import runlock
 from dreamer.checkpoint import Checkpointer, latest_checkpoint
-from dreamer.config import to_dict
-from dreamer.errors import NonFiniteLossError, RunFolderError
+from dreamer.config import ModelConfig, to_dict
+from dreamer.envcheck import RewardScale, non_finite
+from dreamer.errors import EnvOutputError, NonFiniteLossError, RunFolderError
 from dreamer.evaluation import evaluate_policy
 from dreamer.progress import Progress
 from dreamer.runlog import RunLog, remove_run_files, resume_command, summarize
@@ -78,6 +79,10 @@ class RunBook:
         self._sps_mark = (time.perf_counter(), 0)
         self.progress: Progress | None = None
         self._running: np.ndarray | None = None  # returns of the running training episodes
+        model = getattr(cfg, "model", None)  # EfficientZero's categorical supports
+        self._reward_scale = (
+            RewardScale(cfg.env.id, model) if isinstance(model, ModelConfig) else None
+        )
 
     # -- time and progress -------------------------------------------------------------------
     def wall_seconds(self) -> float:
@@ -185,12 +190,33 @@ class RunBook:
 
     def check_finite(self, finite: bool, env_steps: int) -> None:
         if not finite:
-            latest = self.checkpointer.latest_step()
-            kept = f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
             raise NonFiniteLossError(
                 f"{self.algo}: loss or gradient became NaN/inf before env step {env_steps}; "
-                f"{kept}. Lower the learning rate (or set a gradient clip) and start again."
+                f"{self._kept()}. Lower the learning rate (or set a gradient clip) and start "
+                "again."
             )
+
+    def check_env_output(self, obs: np.ndarray, reward: np.ndarray, env_steps: int) -> None:
+        """Call right after each ``venv.step`` (``env_steps`` counts that step): NaN or inf
+        stops the run before it reaches the replay; a reward beyond EfficientZero's supports
+        is warned about once (``dreamer.envcheck``)."""
+        problem = non_finite(obs, reward)
+        if problem is not None:
+            raise EnvOutputError(
+                f"environment {self.cfg.env.id} returned {problem} at env step {env_steps}; "
+                f"the run stopped and {self._kept()}. Fix the environment (or wrap it to "
+                f"replace non-finite values), then continue with `{resume_command(self.run_dir)}`."
+            )
+        if self._reward_scale is not None:
+            self._reward_scale(reward, env_steps)
+
+    def _kept(self) -> str:
+        latest = self.checkpointer.latest_step()
+        return (
+            "no checkpoint was saved yet"
+            if latest is None
+            else (f"the checkpoint at env step {latest} is kept")
+        )
 
     # -- the end ---------------------------------------------------------------------------------
     def finish(

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from dreamer import cli, runlog
@@ -43,6 +45,24 @@ for _item in (
 ):
     TINY_DQN += ["--set", _item]
 
+# A PPO run of 256 env steps: rollouts of 16 steps x 4 envs, rows every 64, checkpoints at 128.
+TINY_PPO = ["--algo", "ppo", "--preset", "cartpole", "--steps", "256"]
+for _item in (
+    "env.num_envs=4",
+    "env.num_eval_envs=2",
+    "run.eval_every=128",
+    "run.eval_episodes=2",
+    "run.final_eval_episodes=2",
+    "run.log_every=64",
+    "run.checkpoint_every=128",
+    "run.progress=false",
+    "network.hidden=[16]",
+    "ppo.num_steps=16",
+    "ppo.minibatch_size=32",
+    "ppo.epochs=2",
+):
+    TINY_PPO += ["--set", _item]
+
 
 # The child runs the CLI and, right after logging the row of env step AT, either sends itself
 # a signal (SIGTERM, SIGINT, SIGKILL) or pauses while the file FLAG exists ("pause").
@@ -50,6 +70,8 @@ CHILD = """
 import os, signal, sys, time
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from dreamer import cli, runlog
 action, at, flag, *argv = sys.argv[1:]
@@ -277,3 +299,60 @@ def test_a_raising_env_factory_is_named_with_its_own_traceback(tmp_path, capsys)
         f"'{env_id}') raised RuntimeError: no licence for the simulator (its traceback is above)."
     )
     assert any("in make_broken_env" in line for line in err)  # where the error came from
+
+
+class FaultyCartPole(gym.Wrapper):
+    """CartPole whose rewards are scaled by ``reward_scale`` and whose ``nan_in`` output
+    ("observation" or "reward") turns NaN at the env's ``nan_at``-th step."""
+
+    def __init__(self, reward_scale=1.0, nan_in="observation", nan_at=30):
+        super().__init__(gym.make("CartPole-v1"))
+        self.reward_scale, self.nan_in, self.nan_at, self.steps = reward_scale, nan_in, nan_at, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        reward = float(reward) * self.reward_scale
+        if self.steps == self.nan_at:
+            obs, reward = (
+                (np.full_like(obs, np.nan), reward)
+                if self.nan_in == "observation"
+                else (obs, float("nan"))
+            )
+        return obs, reward, terminated, truncated, info
+
+
+def make_faulty_env(**options):
+    return FaultyCartPole(**options)
+
+
+FAULTY = "test_reliability:make_faulty_env"
+
+
+def test_efficientzero_stops_on_a_nan_observation_and_warns_once_on_huge_rewards(tmp_path, capsys):
+    out = tmp_path / "ez"
+    args = ["train", "--preset", "debug", "--env", FAULTY, "--out", str(out)]
+    args += ["--set", 'env.options={"reward_scale": 1e9}', "--set", "run.checkpoint_every=50"]
+    args += ["--set", "loop.warmup_steps=150"]  # stops at 60, before the learner compiles
+    assert cli.main(args) == 2
+    lines = dreamer_lines(capsys.readouterr().err)
+    [warning] = [line for line in lines if line.startswith("dreamer: warning:")]
+    assert "reward of magnitude 1e+09 at env step 2" in warning
+    assert "model.reward_support=5" in warning and "model.value_support=10" in warning
+    assert lines[-1] == (
+        f"dreamer: error: environment {FAULTY} returned NaN in the observation of sub-env 0 at "
+        "env step 60; the run stopped and the checkpoint at env step 50 is kept. Fix the "
+        "environment (or wrap it to replace non-finite values), then continue with "
+        f"`python -m dreamer resume {out}`."
+    )
+    assert Checkpointer(out).latest_step() == 50
+
+
+@pytest.mark.parametrize("tiny, step", [(TINY_DQN, 60), (TINY_PPO, 120)])
+def test_the_baselines_stop_on_a_nan_reward_naming_the_env_step(tmp_path, capsys, tiny, step):
+    out = tmp_path / "run"
+    args = ["train", *tiny, "--env", FAULTY, "--set", 'env.options={"nan_in": "reward"}']
+    assert cli.main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"returned NaN in the reward of sub-env 0 at env step {step};" in err
+    assert "no checkpoint was saved yet" in err and "warning" not in err

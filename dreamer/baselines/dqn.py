@@ -153,6 +153,7 @@ def _train(
             actions, act_key = learner.act(state.params, obs, act_key, epsilon)
             actions = np.asarray(actions)
         next_obs, reward, terminated, truncated, info = venv.step(actions)
+        book.check_env_output(next_obs, reward, env_steps + num_envs)
         done = terminated | truncated
         final = final_observations(next_obs, info, done) if done.any() else next_obs
         replay.add(obs, actions, reward, terminated, truncated, final)
