@@ -7,7 +7,8 @@ decide *when* (``crossed``) and supply the numbers.
 
 While it is open a ``RunBook`` holds the folder's lock (``dreamer.runlock``: one writer per
 folder) and turns SIGTERM and SIGINT into a stop request that the loops poll at each step
-boundary with ``stop_if_requested`` (``dreamer.signals``).
+boundary with ``stop_if_requested`` (``dreamer.signals``). The loops hand it each env step's
+outputs (``check_env_output``: NaN/inf stop the run, see ``dreamer.envcheck``).
 """
 
 from __future__ import annotations
@@ -160,14 +161,23 @@ class RunBook:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, env_steps: int, updates: int, arrays: Any, extra: Mapping[str, Any]) -> None:
+        """Checkpoint ``arrays`` with the counters and this book's own state.
+
+        A checkpoint ends the running training episodes: every loop resets its environments
+        right after one (which is what lets a resumed run continue exactly), so their partial
+        returns are dropped here, as a resumed run never sees them.
+        """
         meta = {
             "env_steps": int(env_steps),
             "updates": int(updates),
             "wall_seconds": self.wall_seconds(),
             "eval_curve": [[int(s), float(r)] for s, r in self.eval_curve],
+            "episode_returns": [float(r) for r in self.episode_returns],  # not yet in a row
+            "last_return": self.last_return,
             **extra,
         }
         self.checkpointer.save(env_steps, arrays, meta)
+        self._running = None
 
     def restore(self, like: Any) -> tuple[Any, dict[str, Any]]:
         """Newest checkpoint into the structure of ``like``; rewinds metrics and counters."""
@@ -179,6 +189,8 @@ class RunBook:
         self.eval_curve = [(int(s), float(r)) for s, r in meta["eval_curve"] if s <= keep_upto]
         self._wall_before = float(meta["wall_seconds"])
         self._start = time.perf_counter()
+        self.episode_returns = [float(r) for r in meta.get("episode_returns", [])]
+        self.last_return = meta.get("last_return")
         return arrays, meta
 
     def stop_if_requested(self, env_steps: int, save: Callable[[], None]) -> None:

@@ -70,6 +70,10 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     rows_a, rows_b = read_metrics(full / "metrics.csv"), read_metrics(killed / "metrics.csv")
     assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
     assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    # The running returns restart with the envs at each checkpoint, as they do on resume.
+    returns_a = [r["episode_return_mean"] for r in rows_a]
+    assert returns_a == [r["episode_return_mean"] for r in rows_b]
+    assert returns_a[2] != ""  # a row after the resume point has finished episodes
     assert {"env_steps", "updates", "wall_seconds", "eval_return_mean", "loss"} <= set(rows_a[0])
     assert (full / "config.json").exists()
     assert any(p.name.startswith("events.out.tfevents") for p in full.iterdir())

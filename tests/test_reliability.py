@@ -8,6 +8,7 @@ exercise is the one every loop shares. EfficientZero runs only where its loop it
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -69,10 +70,6 @@ for _item in (
 CHILD = """
 import os, signal, sys, time
 from pathlib import Path
-
-import gymnasium as gym
-import numpy as np
-import pytest
 from dreamer import cli, runlog
 action, at, flag, *argv = sys.argv[1:]
 log = runlog.RunLog.log
@@ -356,3 +353,30 @@ def test_the_baselines_stop_on_a_nan_reward_naming_the_env_step(tmp_path, capsys
     err = capsys.readouterr().err
     assert f"returned NaN in the reward of sub-env 0 at env step {step};" in err
     assert "no checkpoint was saved yet" in err and "warning" not in err
+
+
+def _rows_without_timing(run_dir):
+    rows = read_metrics(run_dir / "metrics.csv")
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "SPS")} for r in rows]
+
+
+@pytest.mark.parametrize(
+    "tiny, kill_after, resumed_from", [(TINY_DQN, 300, 200), (TINY_PPO, 192, 128)]
+)
+def test_the_baselines_resume_exactly_after_kill_9(tmp_path, tiny, kill_after, resumed_from):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    done = run_cli("train", *tiny, "--out", str(full))
+    assert done.returncode == 0, done.stderr[-2000:]
+    proc = run_child("SIGKILL", kill_after, "train", *tiny, "--out", str(killed))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert Checkpointer(killed).latest_step() == resumed_from
+    assert (killed / ".lock").exists()  # the dead process's lock does not block resume
+    resumed = run_cli("resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((full / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    assert a["eval_curve"] == b["eval_curve"] and a["updates"] == b["updates"]
+    assert a["final_eval_returns"] == b["final_eval_returns"]
+    rows = _rows_without_timing(full)  # losses, episode returns, evals: row for row
+    assert rows == _rows_without_timing(killed)
+    assert any(r["episode_return_mean"] for r in rows if int(r["env_steps"]) > resumed_from)

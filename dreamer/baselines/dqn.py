@@ -115,11 +115,17 @@ def _train(
         arrays, meta = book.restore(like)
         state, act_key = arrays["learner"], arrays["act_key"]
         replay.load_state(arrays["replay"])
-        replay.interrupt()
         rng.bit_generator.state = meta["numpy_rng"]
         env_steps, updates = int(meta["env_steps"]), int(meta["updates"])
 
-    obs, _ = venv.reset(seed=run.seed + env_steps)
+    def restart_episodes() -> np.ndarray:
+        """Cut the running episodes and reset the envs with a seed derived from the env step;
+        done at the start, on resume and after every checkpoint, so that a resumed run
+        continues exactly as the uninterrupted one."""
+        replay.interrupt()
+        return venv.reset(seed=run.seed + env_steps)[0]
+
+    obs = restart_episodes()
     pending: list[dict[str, Any]] = []  # update metrics since the last row (device arrays)
     book.start_progress(env_steps)
 
@@ -177,6 +183,7 @@ def _train(
             row(evaluated)
         if crossed(before, env_steps, run.checkpoint_every):
             save()
+            obs = restart_episodes()
 
     final_returns = evaluate_now(run.final_eval_episodes)
     row(evaluated=True)

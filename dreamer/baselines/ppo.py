@@ -126,6 +126,7 @@ def _train(
             row(evaluated)
         if crossed(before, env_steps, run.checkpoint_every):
             save()
+            obs, _ = venv.reset(seed=run.seed + env_steps)  # as on resume: exact continuation
 
     actor = greedy_actor(learner, state.params)
     final_returns = book.evaluate(actor, env_steps, run.final_eval_episodes)
