@@ -87,8 +87,8 @@ sys.exit(cli.main(argv))
 """
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT))
+def _env():  # the children import dreamer, and this module for its faulty env
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 
 
 def run_python(*argv, timeout=300):
@@ -145,17 +145,6 @@ def test_a_signal_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, nam
         assert json.loads((out / "summary.json").read_text())["env_steps"] == 400
         steps = [r["env_steps"] for r in read_metrics(out / "metrics.csv")]
         assert steps == ["100", "200", "300", "400"]
-
-
-def test_efficientzero_stops_on_sigterm_with_a_checkpoint(tmp_path):
-    out = tmp_path / "ez"
-    # Learning starts after env step 150, so the run stops at 50 before compiling the learner.
-    args = ["--preset", "debug", "--set", "loop.warmup_steps=150", "--out", str(out)]
-    proc = run_child("SIGTERM", 50, "train", *args)
-    assert proc.returncode == 143, proc.stderr[-2000:]
-    [line] = dreamer_lines(proc.stderr)
-    assert "stopped by SIGTERM at env step 50" in line and f"resume {out}`" in line
-    assert Checkpointer(out).latest_step() == 50
 
 
 def test_a_second_process_cannot_train_in_a_locked_folder(tmp_path):
@@ -326,33 +315,50 @@ def make_faulty_env(**options):
 FAULTY = "test_reliability:make_faulty_env"
 
 
-def test_efficientzero_stops_on_a_nan_observation_and_warns_once_on_huge_rewards(tmp_path, capsys):
+def test_efficientzero_warns_once_on_huge_rewards_and_stops_on_sigterm_with_a_checkpoint(
+    tmp_path,
+):
+    """Both calls of the EfficientZero loop into its RunBook in one short run: the env-output
+    check after each env step and the stop request at each step boundary."""
     out = tmp_path / "ez"
     args = ["train", "--preset", "debug", "--env", FAULTY, "--out", str(out)]
-    args += ["--set", 'env.options={"reward_scale": 1e9}', "--set", "run.checkpoint_every=50"]
-    args += ["--set", "loop.warmup_steps=150"]  # stops at 60, before the learner compiles
-    assert cli.main(args) == 2
-    lines = dreamer_lines(capsys.readouterr().err)
-    [warning] = [line for line in lines if line.startswith("dreamer: warning:")]
+    args += ["--set", 'env.options={"reward_scale": 1e9, "nan_at": 0}']  # huge, never NaN
+    args += ["--set", "loop.warmup_steps=150"]  # stopped at 50, before the learner compiles
+    proc = run_child("SIGTERM", 50, *args)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    warning, stop = dreamer_lines(proc.stderr)
+    assert warning.startswith("dreamer: warning:")
     assert "reward of magnitude 1e+09 at env step 2" in warning
     assert "model.reward_support=5" in warning and "model.value_support=10" in warning
-    assert lines[-1] == (
-        f"dreamer: error: environment {FAULTY} returned NaN in the observation of sub-env 0 at "
-        "env step 60; the run stopped and the checkpoint at env step 50 is kept. Fix the "
-        "environment (or wrap it to replace non-finite values), then continue with "
-        f"`python -m dreamer resume {out}`."
+    assert stop == (
+        f"dreamer: stopped by SIGTERM at env step 50 with a checkpoint in {out}; continue "
+        f"with `python -m dreamer resume {out}`."
     )
-    assert Checkpointer(out).latest_step() == 50
+    assert Checkpointer(out).latest_step() == 50  # written on the signal (interval: 100)
 
 
-@pytest.mark.parametrize("tiny, step", [(TINY_DQN, 60), (TINY_PPO, 120)])
-def test_the_baselines_stop_on_a_nan_reward_naming_the_env_step(tmp_path, capsys, tiny, step):
+@pytest.mark.parametrize(
+    "tiny, step, kept",
+    [
+        (
+            [*TINY_DQN, "--set", "run.checkpoint_every=50"],
+            60,
+            "the checkpoint at env step 50 is kept",
+        ),
+        (TINY_PPO, 120, "no checkpoint was saved yet"),
+    ],
+)
+def test_a_nan_from_the_env_stops_the_run_naming_the_env_step(tmp_path, capsys, tiny, step, kept):
     out = tmp_path / "run"
     args = ["train", *tiny, "--env", FAULTY, "--set", 'env.options={"nan_in": "reward"}']
     assert cli.main([*args, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert f"returned NaN in the reward of sub-env 0 at env step {step};" in err
-    assert "no checkpoint was saved yet" in err and "warning" not in err
+    err = dreamer_lines(capsys.readouterr().err)
+    assert err == [
+        f"dreamer: error: environment {FAULTY} returned NaN in the reward of sub-env 0 at env "
+        f"step {step}; the run stopped and {kept}. Fix "
+        "the environment (or wrap it to replace non-finite values), then continue with "
+        f"`python -m dreamer resume {out}`."
+    ]
 
 
 def _rows_without_timing(run_dir):
@@ -365,9 +371,16 @@ def _rows_without_timing(run_dir):
 )
 def test_the_baselines_resume_exactly_after_kill_9(tmp_path, tiny, kill_after, resumed_from):
     full, killed = tmp_path / "full", tmp_path / "killed"
-    done = run_cli("train", *tiny, "--out", str(full))
-    assert done.returncode == 0, done.stderr[-2000:]
+    uninterrupted = subprocess.Popen(  # alongside the killed run: two cores, half the time
+        [sys.executable, "-m", "dreamer", "train", *tiny, "--out", str(full)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc = run_child("SIGKILL", kill_after, "train", *tiny, "--out", str(killed))
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-2000:]
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert Checkpointer(killed).latest_step() == resumed_from
     assert (killed / ".lock").exists()  # the dead process's lock does not block resume
