@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -205,10 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exception(e.__cause__, file=sys.stderr)
         print(f"dreamer: error: {e} (its traceback is above).", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `show-config | head`: the reader has gone, say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as e:  # a file that cannot be read or written (missing, disk full, ...)
+        where = f"{e.filename}: " if e.filename else ""
         folder = getattr(args, "folder", None)
         fix = f" Once fixed, continue with `{resume_command(folder)}`." if folder else ""
-        print(f"dreamer: error: {e.filename or 'a file'}: {e.strerror or e}.{fix}", file=sys.stderr)
+        print(f"dreamer: error: {where}{e.strerror or e}.{fix}", file=sys.stderr)
         return 2
 
 

@@ -393,3 +393,18 @@ def test_the_baselines_resume_exactly_after_kill_9(tmp_path, tiny, kill_after, r
     rows = _rows_without_timing(full)  # losses, episode returns, evals: row for row
     assert rows == _rows_without_timing(killed)
     assert any(r["episode_return_mean"] for r in rows if int(r["env_steps"]) > resumed_from)
+
+
+def test_a_reader_that_goes_away_is_not_reported_as_an_error():
+    """`python -m dreamer show-config ... | head -1`: the pipe closes before the output ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dreamer", "show-config", "--preset", "debug"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # long before the child has imported anything and printed
+    assert proc.wait(timeout=120) == 1
+    assert proc.stderr.read() == ""
