@@ -24,45 +24,24 @@ from dreamer.runlog import read_json, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A DQN run of 400 env steps: rows every 100, checkpoints at 200 and 400, evals at 200, 400.
-TINY_DQN = ["--algo", "dqn", "--preset", "cartpole", "--steps", "400"]
-for _item in (
-    "env.num_envs=2",
-    "env.num_eval_envs=2",
-    "run.eval_every=200",
-    "run.eval_episodes=2",
-    "run.final_eval_episodes=2",
-    "run.log_every=100",
-    "run.checkpoint_every=200",
-    "run.progress=false",
-    "network.hidden=[16]",
-    "dqn.batch_size=16",
-    "dqn.buffer_size=1000",
-    "dqn.learning_starts=100",
-    "dqn.train_freq=4",
-    "dqn.gradient_steps=1",
-    "dqn.target_update_interval=50",
-    "dqn.epsilon_decay_steps=200",
-):
-    TINY_DQN += ["--set", _item]
 
+def _sets(items: str) -> list[str]:
+    return [arg for item in items.split() for arg in ("--set", item)]
+
+
+QUICK = "run.eval_episodes=2 run.final_eval_episodes=2 run.progress=false env.num_eval_envs=2"
+# A DQN run of 400 env steps: rows every 100, checkpoints at 200 and 400, evals at 200, 400.
+TINY_DQN = ["--algo", "dqn", "--preset", "cartpole", "--steps", "400"] + _sets(
+    f"{QUICK} env.num_envs=2 run.eval_every=200 run.log_every=100 run.checkpoint_every=200 "
+    "network.hidden=[16] dqn.batch_size=16 dqn.buffer_size=1000 dqn.learning_starts=100 "
+    "dqn.train_freq=4 dqn.gradient_steps=1 dqn.target_update_interval=50 "
+    "dqn.epsilon_decay_steps=200"
+)
 # A PPO run of 256 env steps: rollouts of 16 steps x 4 envs, rows every 64, checkpoints at 128.
-TINY_PPO = ["--algo", "ppo", "--preset", "cartpole", "--steps", "256"]
-for _item in (
-    "env.num_envs=4",
-    "env.num_eval_envs=2",
-    "run.eval_every=128",
-    "run.eval_episodes=2",
-    "run.final_eval_episodes=2",
-    "run.log_every=64",
-    "run.checkpoint_every=128",
-    "run.progress=false",
-    "network.hidden=[16]",
-    "ppo.num_steps=16",
-    "ppo.minibatch_size=32",
-    "ppo.epochs=2",
-):
-    TINY_PPO += ["--set", _item]
+TINY_PPO = ["--algo", "ppo", "--preset", "cartpole", "--steps", "256"] + _sets(
+    f"{QUICK} env.num_envs=4 run.eval_every=128 run.log_every=64 run.checkpoint_every=128 "
+    "network.hidden=[16] ppo.num_steps=16 ppo.minibatch_size=32 ppo.epochs=2"
+)
 
 
 # The child runs the CLI and, right after logging the row of env step AT, either sends itself
