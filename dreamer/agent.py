@@ -223,6 +223,8 @@ class HostLoop:
         max_steps = 0 if final else self.cfg.run.eval_max_steps
         returns = self.book.evaluate(policy, self.env_steps, episodes, max_steps=max_steps)
         self.timing["eval"] += time.perf_counter() - tick
+        if not returns:  # run.final_eval_episodes=0
+            return returns
         print(
             f"[{self.env_steps:>7d} steps {self.updates:>6d} updates "
             f"{self.book.wall_seconds():6.0f}s] eval return {np.mean(returns):.1f}",
@@ -263,6 +265,7 @@ class HostLoop:
         started = time.perf_counter()
         try:
             while self.env_steps < budget:
+                book.stop_if_requested(self.env_steps, self.save)  # SIGTERM/SIGINT
                 temperature = temperature_at(cfg.search, self.env_steps / budget)
                 self.key, sub = jax.random.split(self.key)
                 tick = time.perf_counter()
@@ -277,6 +280,7 @@ class HostLoop:
                 tick = time.perf_counter()
                 next_obs, reward, terminated, truncated, _ = venv.step(actions)
                 self._timed("env", tick)
+                book.check_env_output(next_obs, reward, self.env_steps)
                 tick = time.perf_counter()
                 self.replay = agent.add(
                     self.replay,

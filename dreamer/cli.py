@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-from dreamer import algos
-from dreamer.checkpoint import CheckpointError
+from dreamer import algos, runlock
+from dreamer.checkpoint import CheckpointError, latest_checkpoint
 from dreamer.compilation import enable_compilation_cache
 from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
-from dreamer.errors import NonFiniteLossError, ObservationSpaceError
-from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json
+from dreamer.errors import (
+    EnvOutputError,
+    NonFiniteLossError,
+    ObservationSpaceError,
+    RunFolderError,
+)
+from dreamer.runbook import check_can_start
+from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json, resume_command
+from dreamer.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
+from envs import EnvFactoryError
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -59,25 +70,31 @@ def load_run(run_dir: Path) -> tuple[algos.Algorithm, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     algo = algos.get(args.algo)
-    run_dir = Path(args.out) if args.out else default_run_dir(args.algo, cfg)
-    if (run_dir / CONFIG_FILE).exists():
-        raise ConfigError(
-            f"{run_dir} already holds a run. Continue it with `python -m dreamer resume "
-            f"{run_dir}`, or choose another --out."
-        )
-    summary = algo.train(cfg, run_dir, resume=False)
+    run_dir = args.folder = Path(args.out) if args.out else default_run_dir(args.algo, cfg)
+    with runlock.hold(run_dir):  # the folder is checked, created and locked first
+        check_can_start(run_dir)
+        if (run_dir / CONFIG_FILE).exists():
+            print(f"{run_dir} holds a run that stopped before its first checkpoint; starting over.")
+        summary = algo.train(cfg, run_dir, resume=False)
     _print_summary(run_dir, summary)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
+    run_dir = args.folder = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
-    if (run_dir / SUMMARY_FILE).exists():
-        print(f"{run_dir} has already finished; its summary:")
-        _print_summary(run_dir, read_json(run_dir / SUMMARY_FILE))
-        return 0
-    summary = algo.train(cfg, run_dir, resume=True)
+    with runlock.hold(run_dir):
+        if (run_dir / SUMMARY_FILE).exists():
+            print(f"{run_dir} has already finished; its summary:")
+            _print_summary(run_dir, read_json(run_dir / SUMMARY_FILE))
+            return 0
+        resume = latest_checkpoint(run_dir) is not None
+        if not resume:
+            print(
+                f"{run_dir} has no complete checkpoint (the run stopped before its first one): "
+                "starting it over from env step 0 with its config.json."
+            )
+        summary = algo.train(cfg, run_dir, resume=resume)
     _print_summary(run_dir, summary)
     return 0
 
@@ -85,7 +102,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
-    episodes = args.episodes or cfg.run.final_eval_episodes
+    episodes = args.episodes
+    if episodes is None:
+        episodes = cfg.run.final_eval_episodes or cfg.run.eval_episodes
     returns = algo.evaluate(cfg, run_dir, episodes=episodes)
     mean = sum(returns) / len(returns)
     print(json.dumps({"episodes": len(returns), "return_mean": mean, "returns": returns}))
@@ -101,13 +120,24 @@ def cmd_show_config(args: argparse.Namespace) -> int:
 
 def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     curve = ", ".join(f"{s}:{r:.1f}" for s, r in summary.get("eval_curve", []))
+    final = summary["final_eval_return"]
+    final = "none (run.final_eval_episodes=0)" if final is None else f"{final:.2f}"
     print(
         f"\nrun folder: {run_dir}\n"
         f"env steps {summary['env_steps']}, updates {summary['updates']}, "
         f"wall {summary['wall_seconds']:.0f}s\n"
-        f"final eval return {summary['final_eval_return']:.2f} "
-        f"(best {summary['best_eval_return']}); eval curve [{curve}]"
+        f"final eval return {final} (best {summary['best_eval_return']}); eval curve [{curve}]"
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -140,7 +170,9 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="greedy evaluation of a run's newest checkpoint")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--episodes", type=int)
+    evaluate.add_argument(
+        "--episodes", type=_positive_int, help="episodes to play (default: the final eval's)"
+    )
     evaluate.set_defaults(func=cmd_eval)
 
     show = sub.add_parser("show-config", help="print every config key of a preset")
@@ -153,18 +185,52 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     enable_compilation_cache()
     try:
-        return args.func(args)
+        with terminate_as_interrupt():
+            return args.func(args)
+    except RunStopped as stop:  # a signal: the loop saved a checkpoint and stopped
+        print(f"dreamer: {stop}", file=sys.stderr)
+        return exit_code(stop.signum)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or a signal outside the loop
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        print(f"dreamer: {_interrupted(getattr(args, 'folder', None), signum)}", file=sys.stderr)
+        return exit_code(signum)
     except (
         ConfigError,
         CheckpointError,
         NonFiniteLossError,
         ObservationSpaceError,
-        FileNotFoundError,
+        RunFolderError,
+        EnvOutputError,
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "dreamer: interrupted; continue with `python -m dreamer resume DIR`.", file=sys.stderr
+    except EnvFactoryError as e:  # the user's code raised: show its frames, then name it
+        traceback.print_exception(e.__cause__, file=sys.stderr)
+        print(f"dreamer: error: {e} (its traceback is above).", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `show-config | head`: the reader has gone, say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:  # a file that cannot be read or written (missing, disk full, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        folder = getattr(args, "folder", None)
+        fix = f" Once fixed, continue with `{resume_command(folder)}`." if folder else ""
+        print(f"dreamer: error: {where}{e.strerror or e}.{fix}", file=sys.stderr)
+        return 2
+
+
+def _interrupted(run_dir: Path | None, signum: int) -> str:
+    """One line for a stop without a new checkpoint: what was kept and how to go on."""
+    stopped = f"stopped by {signal_name(signum)}"
+    if run_dir is None or not (run_dir / CONFIG_FILE).exists():
+        return f"{stopped}; no run was started."
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        return (
+            f"{stopped} before the run's first checkpoint; `{resume_command(run_dir)}` starts "
+            "it over."
         )
-        return 130
+    return (
+        f"{stopped}; the checkpoint at env step {latest} in {run_dir} is kept. Continue with "
+        f"`{resume_command(run_dir)}`."
+    )

@@ -1,9 +1,11 @@
-"""Frozen, typed configuration records and command-line overrides.
+"""Frozen, typed configuration records of a run, with their ranges checked.
 
 Every setting of a run lives in one frozen dataclass tree. Presets (``experiments/``) are
 functions that return such a tree; ``apply_overrides`` replaces leaves from ``key=value``
 strings (``search.num_simulations=16``) with type checking; ``to_dict``/``from_dict`` give
-the JSON form stored as ``config.json`` in every run folder.
+the JSON form stored as ``config.json`` in every run folder (that machinery lives in
+``dreamer.configtree`` and is re-exported here). Each record checks the range of every
+numeric field when it is made, so a bad value stops with one message naming the key.
 
 The configs hold values only: they never build environments or compute anything.
 """
@@ -11,16 +13,41 @@ The configs hold values only: they never build environments or compute anything.
 from __future__ import annotations
 
 import dataclasses
-import json
-import types
-import typing
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-T = TypeVar("T")
+from dreamer.configtree import (
+    ConfigError,
+    all_positive,
+    apply_overrides,
+    flatten,
+    fraction,
+    from_dict,
+    non_negative,
+    positive,
+    replace_path,
+    require,
+    to_dict,
+)
 
+__all__ = [
+    "Config",
+    "ConfigError",
+    "EnvConfig",
+    "LoopConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "ReplayConfig",
+    "RunConfig",
+    "SearchConfig",
+    "apply_overrides",
+    "flatten",
+    "from_dict",
+    "replace_path",
+    "to_dict",
+]
 
-class ConfigError(ValueError):
-    """A configuration value or override that cannot be used, with the fix in the message."""
+MAX_SEED = 2**31 - 1
+"""Largest ``run.seed``: JAX keys hold 32 bits, and the loops add small offsets to the seed."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -39,8 +66,8 @@ class EnvConfig:
     """Extra keyword options for ``envs.make`` (e.g. the Atari protocol's ``grayscale``)."""
 
     def __post_init__(self) -> None:
-        _require(self.num_envs > 0, "env.num_envs", self.num_envs, "a positive integer")
-        _require(self.num_eval_envs > 0, "env.num_eval_envs", self.num_eval_envs, "positive")
+        positive("env.num_envs", self.num_envs)
+        positive("env.num_eval_envs", self.num_eval_envs)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,179 +97,21 @@ class RunConfig:
     """Show a progress bar (env steps, return, ETA) on the terminal."""
 
     def __post_init__(self) -> None:
-        _require(self.env_steps > 0, "run.env_steps", self.env_steps, "a positive integer")
-        _require(self.eval_episodes > 0, "run.eval_episodes", self.eval_episodes, "positive")
-        _require(self.log_every > 0, "run.log_every", self.log_every, "positive")
-
-
-def _require(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name}={value!r} is invalid: expected {expected}.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Generic machinery over any frozen dataclass tree.
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """JSON-ready nested dict of a config tree (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
-
-
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Rebuild a config of type ``cls`` from ``to_dict`` output, checking every value."""
-    hints = typing.get_type_hints(cls)
-    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ConfigError(f"unknown config keys for {cls.__name__}: {sorted(unknown)}")
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name in data:
-            kwargs[field.name] = _coerce(hints[field.name], data[field.name], field.name)
-    return cls(**kwargs)
-
-
-def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
-    """Return ``cfg`` with each ``dotted.key=value`` override applied.
-
-    Values are parsed as JSON where possible (``16``, ``0.5``, ``true``, ``[1, 2]``) and
-    otherwise taken as strings, then checked against the field's type. Overrides of one
-    section are applied together, so fields that are validated jointly can change together.
-    """
-    nested: dict[str, Any] = {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. run.seed=1).")
-        key, raw = item.split("=", 1)
-        *sections, leaf = key.strip().split(".")
-        node = nested
-        for section in sections:
-            node = node.setdefault(section, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {key!r} conflicts with another override.")
-        node[leaf] = _Leaf(_parse_value(raw.strip()))
-    return _replace_nested(cfg, nested, "")
-
-
-class _Leaf:
-    """An override value (distinguishes values from nested sections)."""
-
-    def __init__(self, value: Any):
-        self.value = value
-
-
-def replace_path(cfg: T, key: str, value: Any) -> T:
-    """Return ``cfg`` with the leaf at dotted ``key`` replaced by ``value`` (type-checked)."""
-    *sections, leaf = key.split(".")
-    nested: dict[str, Any] = {leaf: _Leaf(value)}
-    for section in reversed(sections):
-        nested = {section: nested}
-    return _replace_nested(cfg, nested, "")
-
-
-def _replace_nested(cfg: T, changes: dict[str, Any], prefix: str) -> T:
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    hints = typing.get_type_hints(type(cfg))
-    kwargs = {}
-    for name, change in changes.items():
-        full = prefix + name
-        if name not in fields:
-            valid = ", ".join(sorted(fields))
-            raise ConfigError(
-                f"unknown config key {full!r} in {type(cfg).__name__}; valid keys here: "
-                f"{valid}. Run `python -m dreamer show-config --preset NAME` to list every key."
-            )
-        current = getattr(cfg, name)
-        if isinstance(change, _Leaf):
-            if dataclasses.is_dataclass(current):
-                raise ConfigError(f"config key {full!r} is a section; set one of its fields.")
-            kwargs[name] = _coerce(hints[name], change.value, full)
-        else:
-            if not dataclasses.is_dataclass(current):
-                raise ConfigError(f"config key {name!r} is a value, not a section: {full!r}.")
-            kwargs[name] = _replace_nested(current, change, full + ".")
-    try:
-        return dataclasses.replace(cfg, **kwargs)
-    except ConfigError as e:
-        raise ConfigError(f"override of {prefix.rstrip('.') or 'config'}: {e}") from None
-
-
-def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted-key view of every leaf, e.g. for ``show-config`` and hyperparameter logging."""
-    out: dict[str, Any] = {}
-    for field in dataclasses.fields(cfg):
-        value = getattr(cfg, field.name)
-        key = f"{prefix}{field.name}"
-        if dataclasses.is_dataclass(value):
-            out.update(flatten(value, key + "."))
-        else:
-            out[key] = value
-    return out
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-def _coerce(tp: Any, value: Any, name: str) -> Any:
-    """Check ``value`` against type annotation ``tp`` and convert where lossless."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}: expected a mapping for section {tp.__name__}.")
-        return from_dict(tp, value)
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{name}={value!r} is invalid: choose one of {list(args)}.")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            try:
-                return _coerce(arg, value, name)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{name}={value!r} does not match type {tp}.")
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}={value!r} is invalid: expected a mapping such as {{}}.")
-        return dict(value)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{name}={value!r} is invalid: expected a list such as [64, 64].")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, name) for v in value)
-        if len(args) != len(value):
-            raise ConfigError(f"{name}={value!r}: expected {len(args)} items.")
-        return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
-    if tp is type(None):
-        if value is not None:
-            raise ConfigError(f"{name}={value!r}: expected null.")
-        return None
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}={value!r} is invalid: expected true or false.")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        ):
-            raise ConfigError(f"{name}={value!r} is invalid: expected an integer.")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{name}={value!r} is invalid: expected a number.")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}={value!r} is invalid: expected a string.")
-        return value
-    return value
+        require(0 <= self.seed <= MAX_SEED, "run.seed", self.seed, f"an integer in [0, {MAX_SEED}]")
+        positive("run.env_steps", self.env_steps)
+        non_negative("run.eval_every", self.eval_every)
+        positive("run.eval_episodes", self.eval_episodes)
+        non_negative("run.final_eval_episodes", self.final_eval_episodes)
+        non_negative("run.eval_max_steps", self.eval_max_steps)
+        positive("run.log_every", self.log_every)
+        non_negative("run.checkpoint_every", self.checkpoint_every)
+        require(
+            self.keep_checkpoints >= 1,
+            "run.keep_checkpoints",
+            self.keep_checkpoints,
+            "an integer >= 1 (1 keeps only the newest checkpoint, which at the end is the "
+            "final one)",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,9 +162,14 @@ class ModelConfig:
     statistics, supports, losses and search values stay float32."""
 
     def __post_init__(self) -> None:
-        _require(self.lstm_horizon > 0, "model.lstm_horizon", self.lstm_horizon, "positive")
-        _require(self.value_support > 0, "model.value_support", self.value_support, "positive")
-        _require(self.reward_support > 0, "model.reward_support", self.reward_support, "positive")
+        for name in ("latent_dim", "channels", "reduced_channels", "lstm_hidden", "lstm_horizon"):
+            positive(f"model.{name}", getattr(self, name))
+        for name in ("value_support", "reward_support", "proj_hidden", "proj_out", "pred_hidden"):
+            positive(f"model.{name}", getattr(self, name))
+        all_positive("model.hidden", self.hidden)
+        all_positive("model.head_hidden", self.head_hidden)
+        non_negative("model.num_blocks", self.num_blocks)
+        fraction("model.dynamics_grad_scale", self.dynamics_grad_scale)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -327,12 +201,31 @@ class SearchConfig:
     """Fractions of the env-step budget at which the next temperature starts."""
 
     def __post_init__(self) -> None:
-        _require(self.num_simulations > 0, "search.num_simulations", self.num_simulations, ">0")
-        _require(
+        positive("search.num_simulations", self.num_simulations)
+        positive("search.dirichlet_alpha", self.dirichlet_alpha)
+        fraction("search.dirichlet_fraction", self.dirichlet_fraction)
+        positive("search.pb_c_init", self.pb_c_init)
+        positive("search.pb_c_base", self.pb_c_base)
+        positive("search.max_num_considered_actions", self.max_num_considered_actions)
+        non_negative("search.gumbel_scale", self.gumbel_scale)
+        require(
+            all(t >= 0 for t in self.temperatures),
+            "search.temperatures",
+            self.temperatures,
+            "temperatures >= 0 (0 acts greedily)",
+        )
+        require(
             len(self.temperatures) == len(self.temperature_milestones) + 1,
             "search.temperatures",
             self.temperatures,
             "one more entry than search.temperature_milestones",
+        )
+        milestones = self.temperature_milestones
+        require(
+            all(0 < m < 1 for m in milestones) and list(milestones) == sorted(set(milestones)),
+            "search.temperature_milestones",
+            milestones,
+            "increasing fractions of the budget, each in (0, 1)",
         )
 
 
@@ -372,18 +265,23 @@ class ReplayConfig:
     """Cached mode: states searched per call when the target cache is refreshed."""
 
     def __post_init__(self) -> None:
-        _require(self.batch_size > 0, "replay.batch_size", self.batch_size, "positive")
-        _require(self.unroll_steps > 0, "replay.unroll_steps", self.unroll_steps, "positive")
-        _require(self.td_steps > 0, "replay.td_steps", self.td_steps, "positive")
-        _require(0 < self.discount <= 1, "replay.discount", self.discount, "in (0, 1]")
-        _require(
-            0 <= self.reanalyze_fraction <= 1,
-            "replay.reanalyze_fraction",
-            self.reanalyze_fraction,
-            "in [0, 1]",
-        )
-        _require(self.capacity > 0, "replay.capacity", self.capacity, "positive")
-        _require(self.refresh_chunk > 0, "replay.refresh_chunk", self.refresh_chunk, "positive")
+        positive("replay.capacity", self.capacity)
+        positive("replay.batch_size", self.batch_size)
+        positive("replay.unroll_steps", self.unroll_steps)
+        positive("replay.td_steps", self.td_steps)
+        require(0 < self.discount <= 1, "replay.discount", self.discount, "in (0, 1]")
+        non_negative("replay.priority_alpha", self.priority_alpha)
+        fraction("replay.priority_beta", self.priority_beta)
+        positive("replay.priority_eps", self.priority_eps)
+        fraction("replay.reanalyze_fraction", self.reanalyze_fraction)
+        non_negative("replay.reanalyze_simulations", self.reanalyze_simulations)
+        positive("replay.off_policy_age_ratio", self.off_policy_age_ratio)
+        positive("replay.refresh_chunk", self.refresh_chunk)
+
+    @property
+    def sequence_length(self) -> int:
+        """Consecutive steps of one env that a training sequence spans: K + n + 1."""
+        return self.unroll_steps + self.td_steps + 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -430,6 +328,20 @@ class OptimConfig:
     intensity_scale: float = 0.05
     """Intensity: multiply each example by 1 + scale * clip(N(0, 1), -2, 2)."""
 
+    def __post_init__(self) -> None:
+        positive("optim.learning_rate", self.learning_rate)
+        require(0 <= self.momentum < 1, "optim.momentum", self.momentum, "in [0, 1)")
+        non_negative("optim.weight_decay", self.weight_decay)
+        non_negative("optim.warmup_updates", self.warmup_updates)
+        positive("optim.decay_updates", self.decay_updates)
+        require(0 < self.decay_rate <= 1, "optim.decay_rate", self.decay_rate, "in (0, 1]")
+        positive("optim.max_grad_norm", self.max_grad_norm)
+        for name in ("value_weight", "policy_weight", "reward_weight", "consistency_weight"):
+            non_negative(f"optim.{name}", getattr(self, name))
+        positive("optim.target_update_every", self.target_update_every)
+        non_negative("optim.shift_pad", self.shift_pad)
+        non_negative("optim.intensity_scale", self.intensity_scale)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LoopConfig:
@@ -441,6 +353,11 @@ class LoopConfig:
     """Updates per real env step once learning has started."""
     extra_updates: int = 0
     """Updates after the last env step (EfficientZero trains on after collection ends)."""
+
+    def __post_init__(self) -> None:
+        non_negative("loop.warmup_steps", self.warmup_steps)
+        non_negative("loop.replay_ratio", self.replay_ratio)
+        non_negative("loop.extra_updates", self.extra_updates)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -454,6 +371,17 @@ class Config:
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        minimum = self.env.num_envs * self.replay.sequence_length
+        if self.replay.capacity < minimum:
+            raise ConfigError(
+                f"replay.capacity={self.replay.capacity} is too small: each of the "
+                f"env.num_envs={self.env.num_envs} environments keeps capacity // num_envs "
+                f"steps, and a training sequence spans replay.unroll_steps + replay.td_steps "
+                f"+ 1 = {self.replay.sequence_length} of them. Set replay.capacity to at least "
+                f"{minimum} (the presets keep 1,000 to 100,000)."
+            )
 
     @property
     def total_updates(self) -> int:

@@ -7,3 +7,11 @@ class NonFiniteLossError(FloatingPointError):
 
 class ObservationSpaceError(ValueError):
     """The environment's observation space is not one the networks can take."""
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used: another process trains in it, or it cannot be written."""
+
+
+class EnvOutputError(ValueError):
+    """An environment returned NaN or inf; the run stops and keeps its last checkpoint."""

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from dreamer.config import ConfigError, EnvConfig
+from dreamer.envcheck import non_finite
+from dreamer.errors import EnvOutputError
 
 
 def make_vector_env(env: EnvConfig, *, num_envs: int, seed: int, mode: str):
@@ -51,15 +53,17 @@ def evaluate_policy(
         done_count = np.zeros(num_envs, dtype=int)
         returns: list[float] = []
         while (done_count < quota).any():
-            actions = act(obs)
-            cut = max_steps > 0 and (length + 1 >= max_steps).any()
-            if cut:  # start the cut episodes over: reset those envs after this step
-                obs, reward, terminated, truncated, _ = venv.step(actions)
-                truncated = truncated | (length + 1 >= max_steps)
-                ended = np.flatnonzero(truncated & ~terminated)
-                obs = _reset_some(venv, obs, ended)
-            else:
-                obs, reward, terminated, truncated, _ = venv.step(actions)
+            obs, reward, terminated, truncated, _ = venv.step(act(obs))
+            problem = non_finite(obs, reward)
+            if problem is not None:
+                raise EnvOutputError(
+                    f"environment {env.id} returned {problem} during an evaluation; fix the "
+                    "environment (or wrap it to replace non-finite values)."
+                )
+            if max_steps > 0:  # cut episodes at max_steps: those envs start over
+                cut = (length + 1 >= max_steps) & ~(terminated | truncated)
+                truncated = truncated | cut
+                obs = _reset_some(venv, obs, np.flatnonzero(cut))
             running += reward
             length += 1
             for i in np.flatnonzero(terminated | truncated):

@@ -4,6 +4,11 @@
 ``config.json``, metric rows, the evaluation curve, orbax checkpoints with their JSON
 counters, the wall clock across resumes, the progress bar and ``summary.json``. The loops only
 decide *when* (``crossed``) and supply the numbers.
+
+While it is open a ``RunBook`` holds the folder's lock (``dreamer.runlock``: one writer per
+folder) and turns SIGTERM and SIGINT into a stop request that the loops poll at each step
+boundary with ``stop_if_requested`` (``dreamer.signals``). The loops hand it each env step's
+outputs (``check_env_output``: NaN/inf stop the run, see ``dreamer.envcheck``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from dreamer.checkpoint import Checkpointer
-from dreamer.config import to_dict
-from dreamer.errors import NonFiniteLossError
+from dreamer import runlock
+from dreamer.checkpoint import Checkpointer, latest_checkpoint
+from dreamer.config import ModelConfig, to_dict
+from dreamer.envcheck import RewardScale, non_finite
+from dreamer.errors import EnvOutputError, NonFiniteLossError, RunFolderError
 from dreamer.evaluation import evaluate_policy
 from dreamer.progress import Progress
-from dreamer.runlog import RunLog, summarize
+from dreamer.runlog import RunLog, remove_run_files, resume_command, summarize
+from dreamer.signals import RunStopped, StopRequest
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
@@ -31,6 +39,18 @@ def crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and after // every > before // every
 
 
+def check_can_start(run_dir: str | Path) -> None:
+    """A new run may start in ``run_dir`` unless it holds a complete checkpoint (the files of
+    an attempt that stopped before its first checkpoint are replaced)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is not None:
+        raise RunFolderError(
+            f"{run_dir} already holds a run (its newest checkpoint is at env step {latest}). "
+            f"Continue it with `{resume_command(run_dir)}`, or choose another run folder "
+            "(--out)."
+        )
+
+
 class RunBook:
     """Bookkeeping of one run folder; see the module docstring."""
 
@@ -38,10 +58,20 @@ class RunBook:
         self.algo = algo
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.log = RunLog(self.run_dir)
-        self.checkpointer = Checkpointer(self.run_dir, keep=cfg.run.keep_checkpoints)
-        if not resume:
-            self.log.write_config(algo, to_dict(cfg))
+        runlock.acquire(self.run_dir)
+        try:
+            if not resume:
+                check_can_start(self.run_dir)
+                remove_run_files(self.run_dir)
+            keep = cfg.run.keep_checkpoints
+            self.checkpointer = Checkpointer(self.run_dir, keep=keep, writer=True)
+            self.log = RunLog(self.run_dir)
+            if not resume:
+                self.log.write_config(algo, to_dict(cfg))
+        except BaseException:
+            runlock.release(self.run_dir)
+            raise
+        self._stop = StopRequest().__enter__()
         self.eval_curve: list[tuple[int, float]] = []
         self.episode_returns: list[float] = []  # training episodes finished since the last row
         self.last_return: float | None = None
@@ -50,6 +80,10 @@ class RunBook:
         self._sps_mark = (time.perf_counter(), 0)
         self.progress: Progress | None = None
         self._running: np.ndarray | None = None  # returns of the running training episodes
+        model = getattr(cfg, "model", None)  # EfficientZero's categorical supports
+        self._reward_scale = (
+            RewardScale(cfg.env.id, model) if isinstance(model, ModelConfig) else None
+        )
 
     # -- time and progress -------------------------------------------------------------------
     def wall_seconds(self) -> float:
@@ -86,7 +120,9 @@ class RunBook:
         *,
         max_steps: int = 0,
     ) -> list[float]:
-        """Run the greedy evaluation and add its mean to the eval curve."""
+        """Run the greedy evaluation and add its mean to the eval curve (0 episodes: none)."""
+        if episodes == 0:  # run.final_eval_episodes=0: no final evaluation
+            return []
         returns = evaluate_policy(
             self.cfg.env,
             act,
@@ -105,7 +141,8 @@ class RunBook:
         *,
         evaluated: bool,
     ) -> None:
-        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it."""
+        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it (it
+        does only if it was made at ``env_steps``)."""
         now = time.perf_counter()
         mark_time, mark_steps = self._sps_mark
         sps = (env_steps - mark_steps) / max(now - mark_time, 1e-9)
@@ -117,26 +154,40 @@ class RunBook:
             "updates": updates,
             "wall_seconds": round(self.wall_seconds(), 3),
             "episode_return_mean": float(np.mean(returns)) if returns else None,
-            "eval_return_mean": self.eval_curve[-1][1] if evaluated else None,
+            "eval_return_mean": self._eval_at(env_steps) if evaluated else None,
             "SPS": sps,
         }
         row.update({k: _scalar(v) for k, v in metrics.items()})
         self.log.log(row)
 
+    def _eval_at(self, env_steps: int) -> float | None:
+        if self.eval_curve and self.eval_curve[-1][0] == env_steps:
+            return self.eval_curve[-1][1]
+        return None
+
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, env_steps: int, updates: int, arrays: Any, extra: Mapping[str, Any]) -> None:
+        """Checkpoint ``arrays`` with the counters and this book's own state.
+
+        A checkpoint ends the running training episodes: every loop resets its environments
+        right after one (which is what lets a resumed run continue exactly), so their partial
+        returns are dropped here, as a resumed run never sees them.
+        """
         meta = {
             "env_steps": int(env_steps),
             "updates": int(updates),
             "wall_seconds": self.wall_seconds(),
             "eval_curve": [[int(s), float(r)] for s, r in self.eval_curve],
+            "episode_returns": [float(r) for r in self.episode_returns],  # not yet in a row
+            "last_return": self.last_return,
             **extra,
         }
         self.checkpointer.save(env_steps, arrays, meta)
+        self._running = None
 
     def restore(self, like: Any) -> tuple[Any, dict[str, Any]]:
         """Newest checkpoint into the structure of ``like``; rewinds metrics and counters."""
-        arrays, meta = self.checkpointer.restore(like)
+        arrays, meta = self.checkpointer.restore(like, set_aside=True)
         step = int(meta["env_steps"])
         # The final checkpoint is saved after the final evaluation, which will be redone.
         keep_upto = step - 1 if step >= self.cfg.run.env_steps else step
@@ -144,16 +195,46 @@ class RunBook:
         self.eval_curve = [(int(s), float(r)) for s, r in meta["eval_curve"] if s <= keep_upto]
         self._wall_before = float(meta["wall_seconds"])
         self._start = time.perf_counter()
+        self.episode_returns = [float(r) for r in meta.get("episode_returns", [])]
+        self.last_return = meta.get("last_return")
         return arrays, meta
+
+    def stop_if_requested(self, env_steps: int, save: Callable[[], None]) -> None:
+        """Call at each step boundary: once SIGTERM or SIGINT has arrived, ``save()`` a
+        checkpoint at ``env_steps`` and raise ``RunStopped`` (see ``dreamer.signals``)."""
+        if self._stop.signum is not None:
+            save()
+            raise RunStopped(self.run_dir, self._stop.signum, env_steps)
 
     def check_finite(self, finite: bool, env_steps: int) -> None:
         if not finite:
-            latest = self.checkpointer.latest_step()
-            kept = f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
             raise NonFiniteLossError(
                 f"{self.algo}: loss or gradient became NaN/inf before env step {env_steps}; "
-                f"{kept}. Lower the learning rate (or set a gradient clip) and start again."
+                f"{self._kept()}. Lower the learning rate (or set a gradient clip) and start "
+                "again."
             )
+
+    def check_env_output(self, obs: np.ndarray, reward: np.ndarray, env_steps: int) -> None:
+        """Call right after each ``venv.step`` (``env_steps`` counts that step): NaN or inf
+        stops the run before it reaches the replay; a reward beyond EfficientZero's supports
+        is warned about once (``dreamer.envcheck``)."""
+        problem = non_finite(obs, reward)
+        if problem is not None:
+            raise EnvOutputError(
+                f"environment {self.cfg.env.id} returned {problem} at env step {env_steps}; "
+                f"the run stopped and {self._kept()}. Fix the environment (or wrap it to "
+                f"replace non-finite values), then continue with `{resume_command(self.run_dir)}`."
+            )
+        if self._reward_scale is not None:
+            self._reward_scale(reward, env_steps)
+
+    def _kept(self) -> str:
+        latest = self.checkpointer.latest_step()
+        return (
+            "no checkpoint was saved yet"
+            if latest is None
+            else (f"the checkpoint at env step {latest} is kept")
+        )
 
     # -- the end ---------------------------------------------------------------------------------
     def finish(
@@ -181,10 +262,12 @@ class RunBook:
         return summary
 
     def close(self) -> None:
+        self._stop.__exit__()
         if self.progress is not None:
             self.progress.close()
         self.log.close()
         self.checkpointer.close()
+        runlock.release(self.run_dir)
 
 
 def _scalar(value: Any) -> float | None:

@@ -9,6 +9,10 @@ Every algorithm (EfficientZero and the model-free baselines) writes the same fol
     RUN/events.*          TensorBoard scalars (same values as metrics.csv)
     RUN/checkpoints/      orbax checkpoints (see ``dreamer.checkpoint``)
     RUN/summary.json      written once the run has finished
+
+Every rewrite of a file (``metrics.csv`` trimmed on resume or widened by a new column,
+``config.json``, ``summary.json``) goes to a temporary file that then replaces the old one,
+so a kill at any moment leaves either the old or the new file, never half of one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -80,10 +85,7 @@ class RunLog:
         keep = [r for r in rows if float(r["env_steps"]) <= env_steps]
         if rows:
             columns = list(rows[0].keys())
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(keep)
+            _atomic_write_rows(path, columns, keep)
             self._columns = columns
 
     def log(self, row: Mapping[str, Any]) -> None:
@@ -100,12 +102,9 @@ class RunLog:
                     csv.writer(f).writerow(self._columns)
         new = sorted(k for k in row if k not in self._columns)
         if new:  # a metric appeared (e.g. losses once learning starts): widen the file
-            rows = read_metrics(path)
-            self._columns = self._columns + new
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self._columns, restval="")
-                writer.writeheader()
-                writer.writerows(rows)
+            columns = self._columns + new
+            _atomic_write_rows(path, columns, read_metrics(path))
+            self._columns = columns
         values = [_cell(row.get(c)) for c in self._columns]
         with open(path, "a", newline="") as f:
             csv.writer(f).writerow(values)
@@ -147,7 +146,9 @@ def summarize(
         "env_steps": int(env_steps),
         "updates": int(updates),
         "wall_seconds": float(wall_seconds),
-        "final_eval_return": float(sum(final_eval_returns) / len(final_eval_returns)),
+        "final_eval_return": (  # None: run.final_eval_episodes=0, no final evaluation
+            float(sum(final_eval_returns) / len(final_eval_returns)) if final_eval_returns else None
+        ),
         "best_eval_return": float(max(returns)) if returns else None,
         "eval_curve": [[int(s), float(r)] for s, r in eval_curve],
         "final_eval_returns": [float(r) for r in final_eval_returns],
@@ -168,11 +169,38 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(f)
 
 
+def resume_command(run_dir: str | os.PathLike) -> str:
+    """The command that continues the run in ``run_dir``."""
+    return f"python -m dreamer resume {shlex.quote(str(run_dir))}"
+
+
+def remove_run_files(run_dir: str | os.PathLike) -> list[str]:
+    """Delete the files an earlier attempt left in ``run_dir`` (config, metrics, summary,
+    TensorBoard events) before a run starts over there; returns their names."""
+    run_dir = Path(run_dir)
+    names = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
+    paths = [run_dir / n for n in names] + sorted(run_dir.glob("events.out.tfevents.*"))
+    removed = [p.name for p in paths if p.is_file()]
+    for name in removed:
+        (run_dir / name).unlink()
+    return removed
+
+
 def _atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
+    os.replace(tmp, path)
+
+
+def _atomic_write_rows(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    """Rewrite a CSV file through a temporary file and a rename (never half-written)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 

@@ -14,13 +14,14 @@ This package depends on gymnasium, ale-py and numpy only; it never imports ``dre
 """
 
 from envs.atari import MODES, Atari100kEnv, AtariOptions
-from envs.registry import EnvFactory, make, make_vector, register
+from envs.registry import EnvFactory, EnvFactoryError, make, make_vector, register
 
 __all__ = [
     "MODES",
     "Atari100kEnv",
     "AtariOptions",
     "EnvFactory",
+    "EnvFactoryError",
     "make",
     "make_vector",
     "register",

@@ -50,8 +50,8 @@ class Corridor(gymnasium.Env):
 def make_corridor(*, length: int = 8, max_steps: int = 32, mode: str = "train") -> Corridor:
     """Factory for ``envs.make("envs.examples:make_corridor", length=..., max_steps=...)``.
 
-    A factory that declares ``mode`` (or ``**kwargs``) is also given the mode ("train" or
-    "eval"); the corridor is the same in both.
+    A factory that names a ``mode`` parameter is also given the mode ("train" or "eval");
+    the corridor is the same in both.
     """
     del mode
     return Corridor(length=length, max_steps=max_steps)

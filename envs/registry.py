@@ -7,8 +7,10 @@ An ``env_id`` is resolved in this order:
 3. ``"ALE/<Game>-v5"``: the game under the Atari-100k protocol (``envs.atari``);
 4. any other gymnasium id: ``gymnasium.make(env_id, **options)``.
 
-Factories (1, 2) receive ``mode=`` too when their signature takes ``mode`` or ``**kwargs``;
-gymnasium ids (4) ignore the mode.
+Factories (1, 2) receive ``mode=`` too only when their signature names a ``mode``
+parameter (a ``**kwargs`` factory that forwards its options to an env class is not given
+one); gymnasium ids (4) ignore the mode. An exception raised by a factory is re-raised as
+``EnvFactoryError``, whose message names the factory (the original is its ``__cause__``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import difflib
 import functools
 import importlib
 import inspect
+import os
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +31,12 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from envs.atari import AtariOptions, check_mode, make_atari
 
 EnvFactory = Callable[..., gymnasium.Env]
-"""Called with the env's options as keyword arguments (and ``mode`` if it accepts it)."""
+"""Called with the env's options as keyword arguments (and ``mode`` if it names it)."""
+
+
+class EnvFactoryError(RuntimeError):
+    """A user's environment factory raised; the message names it, ``__cause__`` is the error."""
+
 
 VECTORIZATIONS = ("sync", "async")
 
@@ -99,8 +108,19 @@ def make_vector(
     if vectorization == "sync":
         return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     # Workers are spawned, not forked: forking a process in which JAX has started its threads
-    # can deadlock.
-    return AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+    # can deadlock. They ignore SIGINT and SIGTERM (Ctrl-C reaches the whole process group):
+    # the parent decides when to stop and closes them.
+    worker_fns = [functools.partial(_in_worker, fn, os.getpid()) for fn in env_fns]
+    return AsyncVectorEnv(worker_fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+
+
+def _in_worker(env_fn: Callable[[], gymnasium.Env], parent_pid: int) -> gymnasium.Env:
+    """Makes the env; in a worker process (not in the parent, which makes one to read the
+    spaces) the stop signals are ignored first."""
+    if os.getpid() != parent_pid:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    return env_fn()
 
 
 class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
@@ -162,8 +182,16 @@ def _module_constructor(env_id: str, mode: str, options: dict[str, Any]):
 def _call_factory(
     factory: EnvFactory, env_id: str, mode: str, options: dict[str, Any]
 ) -> gymnasium.Env:
-    kwargs = dict(options, mode=mode) if _accepts_mode(factory) else dict(options)
-    env = factory(**kwargs)
+    kwargs = dict(options, mode=mode) if _names_mode(factory) else dict(options)
+    try:
+        env = factory(**kwargs)
+    except Exception as error:
+        name = getattr(factory, "__qualname__", repr(factory))
+        module = getattr(factory, "__module__", None)
+        raise EnvFactoryError(
+            f"the environment factory {module + '.' if module else ''}{name} (environment "
+            f"{env_id!r}) raised {type(error).__name__}: {error}"
+        ) from error
     if not isinstance(env, gymnasium.Env):
         raise TypeError(
             f"the factory of environment {env_id!r} returned {type(env).__name__}, "
@@ -172,12 +200,14 @@ def _call_factory(
     return env
 
 
-def _accepts_mode(factory: EnvFactory) -> bool:
+def _names_mode(factory: EnvFactory) -> bool:
+    """Whether ``factory`` has a parameter called ``mode`` that can be passed by keyword."""
     try:
-        parameters = inspect.signature(factory).parameters.values()
+        parameter = inspect.signature(factory).parameters.get("mode")
     except (TypeError, ValueError):  # no introspectable signature (some builtins)
         return False
-    return any(p.name == "mode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return parameter is not None and parameter.kind in keyword
 
 
 @functools.cache

@@ -1,5 +1,8 @@
+import re
+
 import pytest
 
+from dreamer.baselines.config import DQNConfig, PPOConfig
 from dreamer.config import Config, ConfigError, apply_overrides, flatten, from_dict, to_dict
 from experiments import efficientzero
 
@@ -59,3 +62,78 @@ def test_fields_validated_together_can_change_together():
     assert cfg.search.temperatures == (0.25,) and cfg.search.temperature_milestones == ()
     with pytest.raises(ConfigError, match="one more entry"):
         apply_overrides(Config(), ["search.temperatures=[0.25]"])
+
+
+# Each value lies just outside its range; the message must name the key.
+OUT_OF_RANGE = [
+    "run.seed=-1",
+    "run.seed=4294967296",
+    "run.keep_checkpoints=0",
+    "run.keep_checkpoints=-1",
+    "run.final_eval_episodes=-1",
+    "run.eval_every=-1",
+    "run.checkpoint_every=-1",
+    "model.latent_dim=0",
+    "model.hidden=[32, 0]",
+    "model.num_blocks=-1",
+    "model.dynamics_grad_scale=1.5",
+    "search.dirichlet_alpha=0",
+    "search.dirichlet_fraction=1.1",
+    "search.pb_c_init=-1",
+    "search.gumbel_scale=-0.1",
+    "search.max_num_considered_actions=0",
+    "replay.priority_alpha=-0.5",
+    "replay.priority_beta=1.5",
+    "replay.priority_eps=0",
+    "replay.reanalyze_simulations=-1",
+    "replay.off_policy_age_ratio=0",
+    "replay.discount=0",
+    "optim.learning_rate=-1",
+    "optim.learning_rate=0",
+    "optim.momentum=1",
+    "optim.weight_decay=-1e-4",
+    "optim.warmup_updates=-1",
+    "optim.decay_updates=0",
+    "optim.decay_rate=0",
+    "optim.max_grad_norm=0",
+    "optim.value_weight=-0.25",
+    "optim.policy_weight=-1",
+    "optim.reward_weight=-1",
+    "optim.consistency_weight=-2",
+    "optim.target_update_every=0",
+    "loop.warmup_steps=-1",
+    "loop.replay_ratio=-1",
+    "loop.extra_updates=-1",
+]
+
+
+@pytest.mark.parametrize("override", OUT_OF_RANGE)
+def test_out_of_range_values_are_rejected_naming_the_key(override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=re.escape(key) + r"=.+ is invalid: expected"):
+        apply_overrides(Config(), [override])
+
+
+def test_values_on_the_edge_of_their_ranges_are_accepted():
+    edges = ["run.seed=2147483647", "run.keep_checkpoints=1", "run.final_eval_episodes=0"]
+    edges += ["optim.value_weight=0", "replay.discount=1", "search.dirichlet_fraction=0"]
+    cfg = apply_overrides(Config(), edges)
+    assert cfg.run.keep_checkpoints == 1 and cfg.replay.discount == 1.0
+
+
+@pytest.mark.parametrize("cls", [DQNConfig, PPOConfig])
+@pytest.mark.parametrize("override", ["run.seed=-1", "run.keep_checkpoints=0"])
+def test_baselines_share_the_run_ranges(cls, override):
+    with pytest.raises(ConfigError, match=re.escape(override.split("=")[0])):
+        apply_overrides(cls(), [override])
+
+
+def test_a_replay_too_small_for_one_sequence_names_the_minimum_capacity():
+    cfg = efficientzero.debug()  # 2 envs, K=3, n=3: a sequence spans 7 steps of one env
+    with pytest.raises(ConfigError) as error:
+        apply_overrides(cfg, ["replay.capacity=2"])
+    message = str(error.value)
+    assert "replay.capacity=2 is too small" in message
+    assert "Set replay.capacity to at least 14" in message
+    assert "more steps" not in message
+    assert apply_overrides(cfg, ["replay.capacity=14"]).replay.capacity == 14

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dreamer import cli
-from dreamer.checkpoint import Checkpointer
+from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,10 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     rows_a, rows_b = read_metrics(full / "metrics.csv"), read_metrics(killed / "metrics.csv")
     assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
     assert [r["losses/total"] for r in rows_a] == [r["losses/total"] for r in rows_b]
+    # The running returns restart with the envs at each checkpoint, as they do on resume.
+    returns_a = [r["episode_return_mean"] for r in rows_a]
+    assert returns_a == [r["episode_return_mean"] for r in rows_b]
+    assert returns_a[2] != ""  # a row after the resume point has finished episodes
     assert {"env_steps", "updates", "wall_seconds", "eval_return_mean", "losses/total"} <= set(
         rows_a[0]
     )
@@ -127,6 +131,10 @@ def make_dict_env(**_):
         (["train", "--preset", "debug", "--env", "test_e2e:make_dict_env"], "observation space"),
         (["train", "--preset", "debug", "--env", "envs.examples:nothing"], "nothing"),
         (["resume", "/nonexistent/run"], "not a run folder"),
+        (["train", "--preset", "debug", "--seed", "-1"], "run.seed=-1 is invalid"),
+        (["train", "--preset", "debug", "--set", "run.keep_checkpoints=0"], "keep_checkpoints"),
+        (["train", "--preset", "debug", "--set", "optim.learning_rate=-1"], "learning_rate"),
+        (["train", "--preset", "debug", "--set", "replay.capacity=2"], "capacity to at least"),
     ],
 )
 def test_bad_input_gets_one_clear_error(argv, message, capsys, tmp_path):
@@ -144,13 +152,14 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
     (run / "config.json").write_text(
         json.dumps({"algo": "efficientzero", "config": {"loop": {"warmup_steps": 10}}})
     )
-    assert cli.main(["resume", str(run)]) == 2
-    assert "no complete checkpoint" in capsys.readouterr().err
+    assert cli.main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "no complete checkpoint" in err and f"`python -m dreamer resume {run}` starts" in err
 
     ckpt = Checkpointer(run)
     ckpt.save(10, {"learner": {"w": np.ones(3)}}, {"env_steps": 10})
     for f in (run / "checkpoints" / "10" / "learner").rglob("*"):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(b"garbage")
-    with pytest.raises(Exception, match="corrupt"):
+    with pytest.raises(CheckpointError, match="can be read"):
         Checkpointer(run).restore({"learner": {"w": np.ones(3)}})

@@ -1,5 +1,9 @@
 """envs/: id resolution, registry, seeding, vector envs, the example env and resizing."""
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -58,6 +62,48 @@ def test_register_passes_options_and_mode(clean_registry):
     assert envs.make("plain", length=4).observation_space.shape == (4,)
     with pytest.raises(ValueError, match="already registered"):
         envs.register("corridor", make_corridor)
+
+
+def test_mode_goes_only_to_factories_that_name_it(clean_registry):
+    envs.register("forwarding", lambda **kwargs: Corridor(**kwargs))  # options -> env class
+    assert envs.make("forwarding", mode="eval", length=4).observation_space.shape == (4,)
+    calls = []
+
+    def named(*, length, mode="train", **rest):
+        calls.append(mode)
+        return Corridor(length=length, **rest)
+
+    envs.register("named", named)
+    envs.make("named", mode="eval", length=4)
+    assert calls == ["eval"]
+
+
+def test_a_factory_that_raises_is_named_and_keeps_its_error(clean_registry):
+    def broken_factory(**options):
+        raise RuntimeError("no licence for the simulator")
+
+    envs.register("broken", broken_factory)
+    with pytest.raises(envs.EnvFactoryError) as error:
+        envs.make("broken")
+    message = str(error.value)
+    assert "broken_factory" in message and "'broken'" in message
+    assert "raised RuntimeError: no licence for the simulator" in message
+    assert isinstance(error.value.__cause__, RuntimeError)  # its traceback stays reachable
+
+
+def test_async_workers_ignore_stop_signals():
+    """Ctrl-C reaches the whole process group; the parent, not the workers, decides."""
+    venv = envs.make_vector(CORRIDOR, 1, seed=0, vectorization="async", length=3)
+    try:
+        venv.reset()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            os.kill(venv.processes[0].pid, signum)
+        time.sleep(0.5)
+        obs, *_ = venv.step(np.array([1]))
+        np.testing.assert_array_equal(obs, [[0, 1, 0]])
+        assert venv.processes[0].is_alive()
+    finally:
+        venv.close()
 
 
 def test_factories_must_return_a_gymnasium_env(clean_registry):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from dreamer.config import ConfigError, EnvConfig, RunConfig, _require
+from dreamer.config import ConfigError, EnvConfig, RunConfig
+from dreamer.configtree import require
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -34,14 +35,14 @@ class NetworkConfig:
     and biases), or orthogonal (gain sqrt(2) hidden, heads as the algorithm says; zero bias)."""
 
     def __post_init__(self) -> None:
-        _require(all(h > 0 for h in self.hidden), "network.hidden", self.hidden, "positive sizes")
-        _require(
+        require(all(h > 0 for h in self.hidden), "network.hidden", self.hidden, "positive sizes")
+        require(
             all(h > 0 for h in self.head_hidden),
             "network.head_hidden",
             self.head_hidden,
             "positive sizes",
         )
-        _require(self.conv_dense >= 0, "network.conv_dense", self.conv_dense, ">= 0")
+        require(self.conv_dense >= 0, "network.conv_dense", self.conv_dense, ">= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -99,47 +100,47 @@ class DQNParams:
     """Image observations: random shifts by up to this many pixels (DrQ); 0 disables."""
 
     def __post_init__(self) -> None:
-        _require(self.lr > 0, "dqn.lr", self.lr, "a positive number")
-        _require(self.adam_eps > 0, "dqn.adam_eps", self.adam_eps, "a positive number")
-        _require(self.max_grad_norm >= 0, "dqn.max_grad_norm", self.max_grad_norm, ">= 0")
-        _require(self.batch_size > 0, "dqn.batch_size", self.batch_size, "a positive integer")
-        _require(
+        require(self.lr > 0, "dqn.lr", self.lr, "a positive number")
+        require(self.adam_eps > 0, "dqn.adam_eps", self.adam_eps, "a positive number")
+        require(self.max_grad_norm >= 0, "dqn.max_grad_norm", self.max_grad_norm, ">= 0")
+        require(self.batch_size > 0, "dqn.batch_size", self.batch_size, "a positive integer")
+        require(
             self.buffer_size >= self.batch_size,
             "dqn.buffer_size",
             self.buffer_size,
             f">= dqn.batch_size ({self.batch_size})",
         )
-        _require(self.learning_starts >= 0, "dqn.learning_starts", self.learning_starts, ">= 0")
-        _require(0 < self.gamma <= 1, "dqn.gamma", self.gamma, "in (0, 1]")
-        _require(self.n_step >= 1, "dqn.n_step", self.n_step, "an integer >= 1")
-        _require(self.huber_delta > 0, "dqn.huber_delta", self.huber_delta, "positive")
-        _require(self.priority_alpha >= 0, "dqn.priority_alpha", self.priority_alpha, ">= 0")
-        _require(0 <= self.priority_beta <= 1, "dqn.priority_beta", self.priority_beta, "[0, 1]")
-        _require(self.priority_eps > 0, "dqn.priority_eps", self.priority_eps, "positive")
-        _require(
+        require(self.learning_starts >= 0, "dqn.learning_starts", self.learning_starts, ">= 0")
+        require(0 < self.gamma <= 1, "dqn.gamma", self.gamma, "in (0, 1]")
+        require(self.n_step >= 1, "dqn.n_step", self.n_step, "an integer >= 1")
+        require(self.huber_delta > 0, "dqn.huber_delta", self.huber_delta, "positive")
+        require(self.priority_alpha >= 0, "dqn.priority_alpha", self.priority_alpha, ">= 0")
+        require(0 <= self.priority_beta <= 1, "dqn.priority_beta", self.priority_beta, "[0, 1]")
+        require(self.priority_eps > 0, "dqn.priority_eps", self.priority_eps, "positive")
+        require(
             self.target_update_interval >= 1,
             "dqn.target_update_interval",
             self.target_update_interval,
             "an integer >= 1 (env steps)",
         )
-        _require(self.train_freq >= 1, "dqn.train_freq", self.train_freq, "an integer >= 1")
-        _require(self.gradient_steps >= 1, "dqn.gradient_steps", self.gradient_steps, ">= 1")
+        require(self.train_freq >= 1, "dqn.train_freq", self.train_freq, "an integer >= 1")
+        require(self.gradient_steps >= 1, "dqn.gradient_steps", self.gradient_steps, ">= 1")
         for name in ("epsilon_start", "epsilon_final", "eval_epsilon"):
             value = getattr(self, name)
-            _require(0 <= value <= 1, f"dqn.{name}", value, "a probability in [0, 1]")
-        _require(
+            require(0 <= value <= 1, f"dqn.{name}", value, "a probability in [0, 1]")
+        require(
             self.epsilon_decay_start >= 0,
             "dqn.epsilon_decay_start",
             self.epsilon_decay_start,
             ">= 0",
         )
-        _require(
+        require(
             self.epsilon_decay_steps >= 1,
             "dqn.epsilon_decay_steps",
             self.epsilon_decay_steps,
             ">= 1",
         )
-        _require(self.augment_pad >= 0, "dqn.augment_pad", self.augment_pad, ">= 0")
+        require(self.augment_pad >= 0, "dqn.augment_pad", self.augment_pad, ">= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -190,17 +191,17 @@ class PPOParams:
     """One torso for policy and value (Atari) or two separate ones (SB3's MLP policy)."""
 
     def __post_init__(self) -> None:
-        _require(self.lr > 0, "ppo.lr", self.lr, "a positive number")
-        _require(self.adam_eps > 0, "ppo.adam_eps", self.adam_eps, "a positive number")
-        _require(self.max_grad_norm >= 0, "ppo.max_grad_norm", self.max_grad_norm, ">= 0")
-        _require(self.num_steps > 0, "ppo.num_steps", self.num_steps, "a positive integer")
-        _require(self.minibatch_size > 0, "ppo.minibatch_size", self.minibatch_size, "positive")
-        _require(self.epochs > 0, "ppo.epochs", self.epochs, "a positive integer")
-        _require(0 < self.gamma <= 1, "ppo.gamma", self.gamma, "in (0, 1]")
-        _require(0 <= self.gae_lambda <= 1, "ppo.gae_lambda", self.gae_lambda, "in [0, 1]")
-        _require(self.clip > 0, "ppo.clip", self.clip, "a positive number")
-        _require(self.ent_coef >= 0, "ppo.ent_coef", self.ent_coef, ">= 0")
-        _require(self.vf_coef >= 0, "ppo.vf_coef", self.vf_coef, ">= 0")
+        require(self.lr > 0, "ppo.lr", self.lr, "a positive number")
+        require(self.adam_eps > 0, "ppo.adam_eps", self.adam_eps, "a positive number")
+        require(self.max_grad_norm >= 0, "ppo.max_grad_norm", self.max_grad_norm, ">= 0")
+        require(self.num_steps > 0, "ppo.num_steps", self.num_steps, "a positive integer")
+        require(self.minibatch_size > 0, "ppo.minibatch_size", self.minibatch_size, "positive")
+        require(self.epochs > 0, "ppo.epochs", self.epochs, "a positive integer")
+        require(0 < self.gamma <= 1, "ppo.gamma", self.gamma, "in (0, 1]")
+        require(0 <= self.gae_lambda <= 1, "ppo.gae_lambda", self.gae_lambda, "in [0, 1]")
+        require(self.clip > 0, "ppo.clip", self.clip, "a positive number")
+        require(self.ent_coef >= 0, "ppo.ent_coef", self.ent_coef, ">= 0")
+        require(self.vf_coef >= 0, "ppo.vf_coef", self.vf_coef, ">= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

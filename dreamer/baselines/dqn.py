@@ -115,11 +115,17 @@ def _train(
         arrays, meta = book.restore(like)
         state, act_key = arrays["learner"], arrays["act_key"]
         replay.load_state(arrays["replay"])
-        replay.interrupt()
         rng.bit_generator.state = meta["numpy_rng"]
         env_steps, updates = int(meta["env_steps"]), int(meta["updates"])
 
-    obs, _ = venv.reset(seed=run.seed + env_steps)
+    def restart_episodes() -> np.ndarray:
+        """Cut the running episodes and reset the envs with a seed derived from the env step;
+        done at the start, on resume and after every checkpoint, so that a resumed run
+        continues exactly as the uninterrupted one."""
+        replay.interrupt()
+        return venv.reset(seed=run.seed + env_steps)[0]
+
+    obs = restart_episodes()
     pending: list[dict[str, Any]] = []  # update metrics since the last row (device arrays)
     book.start_progress(env_steps)
 
@@ -145,6 +151,7 @@ def _train(
         return book.evaluate(actor, env_steps, episodes)
 
     while env_steps < run.env_steps:
+        book.stop_if_requested(env_steps, save)  # SIGTERM/SIGINT: checkpoint, then stop
         if env_steps < p.learning_starts:
             actions = rng.integers(parts.num_actions, size=num_envs)
         else:
@@ -152,6 +159,7 @@ def _train(
             actions, act_key = learner.act(state.params, obs, act_key, epsilon)
             actions = np.asarray(actions)
         next_obs, reward, terminated, truncated, info = venv.step(actions)
+        book.check_env_output(next_obs, reward, env_steps + num_envs)
         done = terminated | truncated
         final = final_observations(next_obs, info, done) if done.any() else next_obs
         replay.add(obs, actions, reward, terminated, truncated, final)
@@ -175,6 +183,7 @@ def _train(
             row(evaluated)
         if crossed(before, env_steps, run.checkpoint_every):
             save()
+            obs = restart_episodes()
 
     final_returns = evaluate_now(run.final_eval_episodes)
     row(evaluated=True)

@@ -102,8 +102,14 @@ def _train(
         pending.clear()
         book.write_row(env_steps, updates, metrics, evaluated=evaluated)
 
+    def save() -> None:
+        book.save(env_steps, updates, {"learner": state, "act_key": act_key}, {})
+
     while env_steps < run.env_steps:
-        obs, act_key = _collect(cfg, venv, learner, state.params, obs, act_key, buffers, book)
+        book.stop_if_requested(env_steps, save)  # SIGTERM/SIGINT: checkpoint, then stop
+        obs, act_key = _collect(
+            cfg, venv, learner, state.params, obs, act_key, buffers, book, env_steps
+        )
         state, metrics = learner.update(state, Rollout(last_obs=obs, **buffers))
         metrics = jax.device_get(metrics)
         book.check_finite(bool(metrics["finite"]), env_steps + cfg.rollout_size)
@@ -119,12 +125,13 @@ def _train(
         if evaluated or crossed(before, env_steps, run.log_every):
             row(evaluated)
         if crossed(before, env_steps, run.checkpoint_every):
-            book.save(env_steps, updates, {"learner": state, "act_key": act_key}, {})
+            save()
+            obs, _ = venv.reset(seed=run.seed + env_steps)  # as on resume: exact continuation
 
     actor = greedy_actor(learner, state.params)
     final_returns = book.evaluate(actor, env_steps, run.final_eval_episodes)
     row(evaluated=True)
-    book.save(env_steps, updates, {"learner": state, "act_key": act_key}, {})
+    save()
     return book.finish(env_steps, updates, final_returns)
 
 
@@ -137,8 +144,10 @@ def _collect(
     act_key: jax.Array,
     buffers: dict[str, np.ndarray],
     book: RunBook,
+    env_steps: int,
 ) -> tuple[np.ndarray, jax.Array]:
-    """Fill ``buffers`` (``[T, N, ...]``) with one rollout; returns the next obs and key.
+    """Fill ``buffers`` (``[T, N, ...]``) with one rollout from ``env_steps`` on; returns the
+    next obs and key.
 
     Where a time limit cut an episode, the reward gains gamma V(final obs) (SB3's bootstrap).
     """
@@ -147,6 +156,7 @@ def _collect(
         action, logp, value, act_key = learner.act(params, obs, act_key)
         action, logp, value = jax.device_get((action, logp, value))
         next_obs, reward, terminated, truncated, info = venv.step(action)
+        book.check_env_output(next_obs, reward, env_steps + (t + 1) * venv.num_envs)
         book.step_rewards(reward, terminated | truncated)
         reward = reward.astype(np.float32)
         cut = truncated & ~terminated

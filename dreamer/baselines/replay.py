@@ -155,7 +155,8 @@ class Replay(ArrayState):
                 self.open[e] = False
 
     def interrupt(self) -> None:
-        """End every running episode by truncation at its last complete step (on resume).
+        """End every running episode by truncation at its last complete step (the envs are
+        about to be reset: on resume and after each checkpoint).
 
         The newest step record of a running episode has no next observation yet; it becomes
         that episode's final frame, and the step before it is marked truncated.
