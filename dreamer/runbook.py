@@ -1,9 +1,10 @@
 """Run-folder bookkeeping shared by every training loop (shell code).
 
 ``RunBook`` owns what every loop (EfficientZero and the baselines) does the same way:
-``config.json``, metric rows, the evaluation curve, orbax checkpoints with their JSON
-counters, the wall clock across resumes, the progress bar and ``summary.json``. The loops only
-decide *when* (``crossed``) and supply the numbers.
+``config.json``, metric rows (named as in ``runlog.METRIC_NAMES``),
+the evaluation curve, orbax checkpoints with their JSON counters, the wall clock across
+resumes, the progress bar and ``summary.json``. The loops only decide *when* (``crossed``)
+and supply the numbers.
 """
 
 from __future__ import annotations
@@ -20,10 +21,41 @@ from dreamer.config import to_dict
 from dreamer.errors import NonFiniteLossError
 from dreamer.evaluation import evaluate_policy
 from dreamer.progress import Progress
-from dreamer.runlog import RunLog, summarize
+from dreamer.runlog import (
+    EPISODIC_LENGTH,
+    EPISODIC_RETURN,
+    EVAL_RETURN,
+    SPS,
+    RunLog,
+    summarize,
+)
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
+
+# TEMPORARY: the EfficientZero learner's metric names before it emits the cleanrl-style ones
+# itself. Remove this table once dreamer/learner.py names its metrics losses/..., charts/...
+_LEGACY_EFFICIENTZERO_NAMES = {
+    "loss": "losses/total",
+    "loss/value": "losses/value",
+    "loss/policy": "losses/policy",
+    "loss/reward": "losses/reward",
+    "loss/consistency": "losses/consistency",
+    "grad_norm": "charts/grad_norm",
+    "learning_rate": "charts/learning_rate",
+    "value_mean": "charts/value_mean",
+    "target_value_mean": "charts/target_value_mean",
+}
+
+
+def metric_name(key: str) -> str:
+    """The metrics.csv / TensorBoard name of an algorithm's metric ``key``.
+
+    Names that already hold a ``/`` (``losses/value``, ``charts/epsilon``) are kept as they
+    are; a bare name becomes a chart (``grad_norm`` -> ``charts/grad_norm``).
+    """
+    key = _LEGACY_EFFICIENTZERO_NAMES.get(key, key)
+    return key if "/" in key else f"charts/{key}"
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -44,12 +76,14 @@ class RunBook:
             self.log.write_config(algo, to_dict(cfg))
         self.eval_curve: list[tuple[int, float]] = []
         self.episode_returns: list[float] = []  # training episodes finished since the last row
+        self.episode_lengths: list[int] = []  # and their lengths
         self.last_return: float | None = None
         self._wall_before = 0.0
         self._start = time.perf_counter()
         self._sps_mark = (time.perf_counter(), 0)
         self.progress: Progress | None = None
         self._running: np.ndarray | None = None  # returns of the running training episodes
+        self._lengths: np.ndarray | None = None  # and their lengths so far
 
     # -- time and progress -------------------------------------------------------------------
     def wall_seconds(self) -> float:
@@ -70,11 +104,15 @@ class RunBook:
         """Account one vector-env step: running training returns, progress bar."""
         if self._running is None or len(self._running) != len(reward):
             self._running = np.zeros(len(reward))
+            self._lengths = np.zeros(len(reward), np.int64)
         self._running += reward
-        for value in self._running[done]:
+        self._lengths += 1
+        for value, length in zip(self._running[done], self._lengths[done], strict=True):
             self.episode_returns.append(float(value))
+            self.episode_lengths.append(int(length))
             self.last_return = float(value)
         self._running[done] = 0.0
+        self._lengths[done] = 0
         self.advance(len(reward))
 
     # -- evaluation and metrics --------------------------------------------------------------
@@ -99,22 +137,26 @@ class RunBook:
         *,
         evaluated: bool,
     ) -> None:
-        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it."""
+        """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it.
+
+        ``metrics`` are the algorithm's own (losses, diagnostics), named by ``metric_name``.
+        """
         now = time.perf_counter()
         mark_time, mark_steps = self._sps_mark
         sps = (env_steps - mark_steps) / max(now - mark_time, 1e-9)
         self._sps_mark = (now, env_steps)
-        returns = self.episode_returns
-        self.episode_returns = []
+        returns, lengths = self.episode_returns, self.episode_lengths
+        self.episode_returns, self.episode_lengths = [], []
         row = {
             "env_steps": env_steps,
             "updates": updates,
             "wall_seconds": round(self.wall_seconds(), 3),
-            "episode_return_mean": float(np.mean(returns)) if returns else None,
-            "eval_return_mean": self.eval_curve[-1][1] if evaluated else None,
-            "SPS": sps,
+            EPISODIC_RETURN: float(np.mean(returns)) if returns else None,
+            EPISODIC_LENGTH: float(np.mean(lengths)) if lengths else None,
+            EVAL_RETURN: self.eval_curve[-1][1] if evaluated else None,
+            SPS: sps,
         }
-        row.update({k: _scalar(v) for k, v in metrics.items()})
+        row.update({metric_name(k): _scalar(v) for k, v in metrics.items()})
         self.log.log(row)
 
     # -- checkpoints ---------------------------------------------------------------------------

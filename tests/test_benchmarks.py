@@ -197,7 +197,9 @@ def write_run(run_dir: Path, *, algo, env_id, seed, steps, curve, final_returns,
     (run_dir / "config.json").write_text(json.dumps({"algo": algo, "config": config}))
     with open(run_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["env_steps", "updates", "wall_seconds", "eval_return_mean", "loss"])
+        writer.writerow(
+            ["env_steps", "updates", "wall_seconds", "eval/return_mean", "losses/total"]
+        )
         for s, r in curve:
             writer.writerow([s - 250, s // 2 - 125, s / 100, "", 0.5])  # a row without eval
             writer.writerow([s, s // 2, s / 100, r, 0.4])

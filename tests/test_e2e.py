@@ -69,8 +69,10 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
         assert key in a
     rows_a, rows_b = read_metrics(full / "metrics.csv"), read_metrics(killed / "metrics.csv")
     assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
-    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
-    assert {"env_steps", "updates", "wall_seconds", "eval_return_mean", "loss"} <= set(rows_a[0])
+    assert [r["losses/total"] for r in rows_a] == [r["losses/total"] for r in rows_b]
+    assert {"env_steps", "updates", "wall_seconds", "eval/return_mean", "losses/total"} <= set(
+        rows_a[0]
+    )
     assert (full / "config.json").exists()
     assert any(p.name.startswith("events.out.tfevents") for p in full.iterdir())
 

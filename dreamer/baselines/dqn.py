@@ -32,11 +32,13 @@ from dreamer.baselines.replay import Replay
 from dreamer.checkpoint import Checkpointer
 from dreamer.evaluation import evaluate_policy, make_vector_env
 from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.runlog import LEARNING_RATE
 
 __all__ = ["DQNConfig", "evaluate", "train"]
 
 ALGO = "dqn"
-METRICS = ("loss/q", "q_mean", "grad_norm")
+METRICS = ("losses/td", "losses/q_values", "charts/grad_norm")
+"""Update metrics averaged into each row (``runlog.METRIC_NAMES`` gives the scheme)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,8 +132,9 @@ def _train(
             book.check_finite(all(bool(m["finite"]) for m in fetched), env_steps)
             metrics = {k: float(np.mean([m[k] for m in fetched])) for k in METRICS}
         pending.clear()
-        metrics["epsilon"] = linear_epsilon(p, env_steps)
-        metrics["replay_size"] = replay.size
+        metrics[LEARNING_RATE] = p.lr
+        metrics["charts/epsilon"] = linear_epsilon(p, env_steps)
+        metrics["charts/replay_size"] = replay.size
         book.write_row(env_steps, updates, metrics, evaluated=evaluated)
 
     def save() -> None:

@@ -26,16 +26,17 @@ __all__ = ["PPOConfig", "evaluate", "train"]
 
 ALGO = "ppo"
 METRICS = (
-    "loss/policy",
-    "loss/value",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "grad_norm",
-    "explained_variance",
-    "lr",
-    "clip_range",
+    "losses/policy",
+    "losses/value",
+    "losses/entropy",
+    "losses/approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+    "charts/grad_norm",
+    "charts/learning_rate",
+    "charts/clip_range",
 )
+"""Update metrics averaged into each row (``runlog.METRIC_NAMES`` gives the scheme)."""
 
 
 def build(cfg: PPOConfig, observation_space: Any, action_space: Any) -> Learner:
