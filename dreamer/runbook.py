@@ -1,7 +1,7 @@
 """Run-folder bookkeeping shared by every training loop (shell code).
 
 ``RunBook`` owns what every loop (EfficientZero and the baselines) does the same way:
-``config.json``, metric rows (named as in ``runlog.METRIC_NAMES``),
+``config.json``, the lines printed at start, metric rows (named as in ``runlog.METRIC_NAMES``),
 the evaluation curve, orbax checkpoints with their JSON counters, the wall clock across
 resumes, the progress bar and ``summary.json``. The loops only decide *when* (``crossed``)
 and supply the numbers.
@@ -27,6 +27,7 @@ from dreamer.runlog import (
     EVAL_RETURN,
     SPS,
     RunLog,
+    device_description,
     summarize,
 )
 
@@ -70,6 +71,7 @@ class RunBook:
         self.algo = algo
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        announce(algo, cfg, self.run_dir, resume=resume)
         self.log = RunLog(self.run_dir)
         self.checkpointer = Checkpointer(self.run_dir, keep=cfg.run.keep_checkpoints)
         if not resume:
@@ -221,6 +223,22 @@ class RunBook:
             self.progress.close()
         self.log.close()
         self.checkpointer.close()
+
+
+def announce(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> None:
+    """Prints, before anything is compiled, where the run goes and what it runs on."""
+    env = cfg.env
+    options = f", options {env.options}" if env.options else ""
+    print(
+        f"{'resuming' if resume else 'training'} {algo}\n"
+        f"  run folder  {run_dir}\n"
+        f"  device      {device_description()}\n"
+        f"  env         {env.id} ({env.num_envs} env(s){options}), "
+        f"budget {cfg.run.env_steps:,} env steps\n"
+        "compiling… (XLA compiles the networks before the first steps: from seconds to a few "
+        "minutes)",
+        flush=True,
+    )
 
 
 def _scalar(value: Any) -> float | None:

@@ -34,6 +34,10 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     args = ["--preset", "debug", "--seed", "3"]
     done = run_cli("train", *args, "--out", str(full))
     assert done.returncode == 0, done.stderr[-2000:]
+    # Before the first (compiled) step: the run folder, the device, the env, "compiling…".
+    head = done.stdout.splitlines()[:5]
+    assert [line.split()[0] for line in head] == ["training", "run", "device", "env", "compiling…"]
+    assert str(full) in head[1] and "cpu" in head[2] and "CartPole-v1" in head[3]
 
     # The child kills itself with SIGKILL right after logging env step 150: past the checkpoint
     # at 100, before the one at 200. Deterministic on any machine, however fast.
