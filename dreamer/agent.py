@@ -53,8 +53,9 @@ class Spaces:
         self.image = len(self.obs_shape) == 4
         if self.image and self.obs_dtype != np.uint8:
             raise ObservationSpaceError(f"{env_id}: frame stacks must be uint8.")
+        # A one-frame stack [1, H, W, C] (a single-image env) is stored whole, as vectors are.
         self.frame_stack = self.obs_shape[0] if self.image else 1
-        self.frame_shape = self.obs_shape[1:] if self.image else self.obs_shape
+        self.frame_shape = self.obs_shape[1:] if self.frame_stack > 1 else self.obs_shape
         self.frame_dtype = np.uint8 if self.image else np.float32
 
 

@@ -28,7 +28,12 @@ class EnvConfig:
     """Which environment to make, and its options (passed to ``envs.make``)."""
 
     id: str = "CartPole-v1"
-    """gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``) or ``package.module:factory``."""
+    """gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``), ``package.module:factory``, or a name
+    registered with ``envs.register`` (by a module in ``imports``) or by a package's
+    ``dreamer.envs`` entry point."""
+    imports: tuple[str, ...] = ()
+    """Modules imported before the env is made, e.g. one that registers short env names
+    (``--import my_pkg.my_envs``); eval, resume and benchmarks import them again."""
     num_envs: int = 1
     """Environments stepped together; one batched search call serves all of them."""
     num_eval_envs: int = 8

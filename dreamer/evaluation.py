@@ -7,12 +7,17 @@ from collections.abc import Callable
 import numpy as np
 
 from dreamer.config import ConfigError, EnvConfig
+from dreamer.imports import import_modules, project_package
 
 
 def make_vector_env(env: EnvConfig, *, num_envs: int, seed: int, mode: str):
-    """``envs.make_vector`` with configuration errors turned into one clear message."""
-    import envs
+    """``envs.make_vector`` with configuration errors turned into one clear message.
 
+    The modules of ``env.imports`` are imported first; single images ``[H, W, C]`` become
+    one-frame stacks ``[1, H, W, C]``, the shape every algorithm's networks take.
+    """
+    import_modules(env.imports)
+    envs = project_package("envs")
     try:
         return envs.make_vector(
             env.id,
@@ -20,6 +25,7 @@ def make_vector_env(env: EnvConfig, *, num_envs: int, seed: int, mode: str):
             seed=seed,
             mode=mode,
             vectorization=env.vectorization,
+            stack_images=True,
             **env.options,
         )
     except (ValueError, TypeError, ImportError, AttributeError) as e:
