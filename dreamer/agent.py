@@ -21,7 +21,7 @@ from dreamer.actor import greedy_policy, make_actor
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, ConfigError
 from dreamer.errors import ObservationSpaceError
-from dreamer.evaluation import evaluate_policy, make_vector_env
+from dreamer.evaluation import Video, evaluate_policy, make_vector_env
 from dreamer.learner import LearnerState, make_learner
 from dreamer.networks import make_network
 from dreamer.replay import Replay
@@ -222,17 +222,18 @@ def _train(cfg: Config, agent: _Agent, book: RunBook, *, resume: bool) -> dict[s
     return book.finish(env_steps, updates, returns, {"seconds_by_phase": phases})
 
 
-def evaluate(cfg: Config, run_dir: str | Path, *, episodes: int) -> list[float]:
-    """Greedy evaluation of the newest checkpoint in ``run_dir``."""
+def evaluate(
+    cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
+) -> list[float]:
+    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
     agent = _Agent(cfg)
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     arrays, meta = ckpt.restore({"learner": agent.new_learner()})
     ckpt.close()
     steps = int(meta["env_steps"])
     policy = greedy_policy(agent.act, arrays["learner"].variables, jax.random.PRNGKey(steps))
-    return evaluate_policy(
-        cfg.env, policy, episodes=episodes, seed=cfg.run.seed + EVAL_SEED_OFFSET + steps
-    )
+    seed = cfg.run.seed + EVAL_SEED_OFFSET + steps
+    return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)
 
 
 def _validate(cfg: Config) -> None:

@@ -3,7 +3,7 @@
 python -m dreamer train --preset cartpole [--algo efficientzero] [--env ID] [--seed N]
                         [--steps N] [--out DIR] [--import MODULE ...] [--set key=value ...]
 python -m dreamer resume DIR [--steps N]
-python -m dreamer eval DIR [--episodes N]
+python -m dreamer eval DIR [--episodes N] [--video [--video-format mp4|gif]]
 python -m dreamer show-config --preset NAME [--algo ALGO] [--describe] [--set key=value ...]
 """
 
@@ -31,6 +31,7 @@ from dreamer.config import (
     to_dict,
 )
 from dreamer.errors import NonFiniteLossError, ObservationSpaceError
+from dreamer.evaluation import VIDEO_FORMATS, Video
 from dreamer.imports import add_working_directory, project_package
 from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, RunLog, read_json
 
@@ -147,14 +148,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{run_dir} has no complete checkpoint to evaluate yet.")
     where = run_dir / CHECKPOINT_DIR / str(step)
     print(f"evaluating the newest checkpoint of {run_dir}: env step {step} ({where})")
-    episodes = args.episodes or cfg.run.final_eval_episodes
-    returns = algo.evaluate(cfg, run_dir, episodes=episodes)
+    video = None
+    if args.video:
+        video = Video(run_dir / "videos" / f"step-{step}", format=args.video_format)
+    episodes = args.episodes or (1 if video else cfg.run.final_eval_episodes)
+    returns = algo.evaluate(cfg, run_dir, episodes=episodes, video=video)
     result = {
         "checkpoint_env_steps": step,
         "episodes": len(returns),
         "return_mean": round(sum(returns) / len(returns), 4),
         "returns": [round(r, 4) for r in returns],
     }
+    if video:
+        result["videos"] = [str(p) for p in sorted(video.folder.glob(f"*.{video.format}"))]
     print(json.dumps(result))
     return 0
 
@@ -257,7 +263,16 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="greedy evaluation of a run's newest checkpoint")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--episodes", type=int)
+    evaluate.add_argument(
+        "--episodes", type=int, help="default run.final_eval_episodes (1 with --video)"
+    )
+    evaluate.add_argument(
+        "--video",
+        action="store_true",
+        help="record each episode to DIR/videos/step-N/episode-K.mp4 (the env must support "
+        'render_mode="rgb_array")',
+    )
+    evaluate.add_argument("--video-format", default="mp4", choices=VIDEO_FORMATS)
     evaluate.set_defaults(func=cmd_eval)
 
     show = sub.add_parser("show-config", help="print every config key of a preset")

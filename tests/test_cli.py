@@ -84,6 +84,27 @@ def test_image_env_trains_with_a_one_frame_stack(user_project, monkeypatch, caps
     assert json.loads((out / "summary.json").read_text())["env_steps"] == 200
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # imageio reads through ffmpeg
+@pytest.mark.parametrize("algo", ["dqn", "ppo"])
+def test_eval_video_and_names_the_checkpoint(algo, user_project, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(user_project))
+    out = user_project / algo
+    env = ["--env", "my_pkg.my_envs:make_grid", "--set", 'env.options={"size": 3}']
+    assert cli.main(["train", "--algo", algo, "--preset", "debug", *env, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--video", "--episodes", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"checkpoint of {out}: env step 200 ({out / 'checkpoints' / '200'})" in printed
+    result = json.loads(printed.strip().splitlines()[-1])
+    videos = [out / "videos" / "step-200" / f"episode-{k}.mp4" for k in range(2)]
+    assert result["videos"] == [str(v) for v in videos] and result["episodes"] == 2
+    import imageio.v3 as iio
+
+    frames = iio.imread(videos[0], plugin="FFMPEG")
+    # 3x3 grid frames, enlarged to 129x129 and padded to even sides; one per step + reset.
+    assert frames.shape[1:] == (130, 130, 3) and len(frames) >= 5
+
+
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
 def test_metric_names_match_in_csv_and_tensorboard_across_a_resume(algo, tmp_path, capsys):
     out = tmp_path / algo
