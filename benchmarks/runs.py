@@ -192,20 +192,3 @@ def result_record(run_dir: str | os.PathLike, **identity: Any) -> dict[str, Any]
         "device": summary.get("device"),
         "run_dir": str(run_dir),
     }
-
-
-def parse_seeds(spec: str) -> tuple[int, ...]:
-    """``0,1,2`` or a range ``0-4`` -> a tuple of seeds."""
-    seeds: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part[1:]:
-            first, last = part.split("-", 1)
-            seeds.extend(range(int(first), int(last) + 1))
-        else:
-            seeds.append(int(part))
-    if not seeds:
-        raise ValueError(f"no seeds in {spec!r}; give e.g. 0,1,2")
-    return tuple(dict.fromkeys(seeds))
