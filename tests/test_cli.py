@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dreamer import cli, tensorboard_events
@@ -82,6 +83,31 @@ def test_image_env_trains_with_a_one_frame_stack(user_project, monkeypatch, caps
     argv = ["train", *DQN, "--env", "my_pkg.my_envs:make_grid_image", "--out", str(out)]
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert json.loads((out / "summary.json").read_text())["env_steps"] == 200
+
+
+def test_efficientzero_presets_take_single_image_envs(user_project, monkeypatch):
+    """[H, W, C] images reach EfficientZero's networks as one-frame stacks [1, H, W, C] and the
+    debug preset picks the conv trunk for them (a full image run is in test_walkthrough)."""
+    import dataclasses
+
+    import jax
+
+    from dreamer.evaluation import make_vector_env
+    from dreamer.networks import make_network
+    from experiments.efficientzero import debug
+
+    monkeypatch.syspath_prepend(str(user_project))
+    cfg = debug()
+    env = dataclasses.replace(cfg.env, id="my_pkg.my_envs:make_grid_image")
+    venv = make_vector_env(env, num_envs=2, seed=0, mode="train")
+    obs, _ = venv.reset()
+    venv.close()
+    assert obs.shape == (2, 1, 5, 5, 3)
+    net = make_network(cfg.model, obs.shape[1:], 4)
+    # Shapes only (traced, not compiled): the test stays fast.
+    variables = jax.eval_shape(net.init, jax.random.PRNGKey(0), obs, np.zeros(2, np.int32))
+    latent = jax.eval_shape(lambda v: net.apply(v, obs, method="represent"), variables)
+    assert latent.shape == (2, 1, 1, cfg.model.channels)  # the conv trunk's latent planes
 
 
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # imageio reads through ffmpeg
