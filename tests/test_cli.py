@@ -132,9 +132,16 @@ def test_eval_video_and_names_the_checkpoint(algo, user_project, monkeypatch, ca
 
 
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
-def test_metric_names_match_in_csv_and_tensorboard_across_a_resume(algo, tmp_path, capsys):
+def test_start_lines_and_metric_names_in_csv_and_tensorboard_across_a_resume(
+    algo, tmp_path, capsys
+):
     out = tmp_path / algo
     assert cli.main(["train", "--algo", algo, "--preset", "debug", "--out", str(out)]) == 0
+    # Before anything compiles: the run folder, the device, the env, then "compiling…".
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"training {algo}" and lines[1].split() == ["run", "folder", str(out)]
+    assert lines[2].split()[:2] == ["device", "cpu:cpu"]
+    assert lines[3].split()[:2] == ["env", "CartPole-v1"] and lines[4].startswith("compiling…")
     assert cli.main(["resume", str(out), "--steps", "300"]) == 0
     printed = capsys.readouterr().out
     assert "extending" in printed and "run.env_steps=300" in printed
@@ -152,17 +159,6 @@ def test_metric_names_match_in_csv_and_tensorboard_across_a_resume(algo, tmp_pat
     assert len(pairs) == len(set(pairs))  # no step twice after the resume
     episodic = [r for r in rows if r["charts/episodic_length"]]
     assert episodic and all(float(r["charts/episodic_length"]) >= 8 for r in episodic)
-
-
-def test_run_prints_folder_device_env_and_compiling_first(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli.main(["train", *DQN, "--steps", "100", "--out", str(out)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "training dqn"
-    assert lines[1].split() == ["run", "folder", str(out)]
-    assert lines[2].split()[:2] == ["device", "cpu:cpu"]
-    assert lines[3].split()[:2] == ["env", "CartPole-v1"]
-    assert lines[4].startswith("compiling…")
 
 
 def test_show_config_describe_and_the_dqn_key_hint(capsys):
