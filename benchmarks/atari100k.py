@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks import aggregate, machine, published, runs
 from benchmarks.aggregate import game_result, run_name
+from dreamer.cli import parse_seeds
 
 
 def run_benchmark(
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.atari100k", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--games", default="all", help="'all' or comma-separated names")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds or a range 0-4")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds: 0,1,2 or a range 0-9")
     parser.add_argument("--steps", type=int, default=100_000, help="real env steps per run")
     parser.add_argument("--preset", default="atari100k", help="preset of the CLI")
     parser.add_argument("--algo", default="efficientzero", help="algorithm of the CLI")
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="skip the aggregate report")
     args = parser.parse_args(argv)
     games = published.parse_games(args.games)
-    seeds = runs.parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds)
 
     started = time.time()
     print(

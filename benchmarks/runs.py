@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"
-METRICS_FILE = "metrics.csv"
+from dreamer.runlog import CONFIG_FILE, EVAL_RETURN, METRICS_FILE, SUMMARY_FILE
 
 
 class RunState(enum.Enum):
@@ -144,7 +142,7 @@ def eval_curve(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Evaluation curve ``(env_steps [T], mean_return [T])`` of a run, sorted by steps.
 
     Taken from ``summary.json``'s ``eval_curve`` when the run has finished, otherwise from
-    the rows of ``metrics.csv`` that have an ``eval_return_mean``.
+    the rows of ``metrics.csv`` that have an ``eval/return_mean``.
     """
     run_dir = Path(run_dir)
     points: list[tuple[float, float]] = []
@@ -153,7 +151,7 @@ def eval_curve(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         points = [(float(s), float(r)) for s, r in summary_curve]
     if not points:
         for row in read_metrics(run_dir):
-            value = (row.get("eval_return_mean") or "").strip()
+            value = (row.get(EVAL_RETURN) or "").strip()
             if value:
                 points.append((float(row["env_steps"]), float(value)))
     if not points:
@@ -194,20 +192,3 @@ def result_record(run_dir: str | os.PathLike, **identity: Any) -> dict[str, Any]
         "device": summary.get("device"),
         "run_dir": str(run_dir),
     }
-
-
-def parse_seeds(spec: str) -> tuple[int, ...]:
-    """``0,1,2`` or a range ``0-4`` -> a tuple of seeds."""
-    seeds: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part[1:]:
-            first, last = part.split("-", 1)
-            seeds.extend(range(int(first), int(last) + 1))
-        else:
-            seeds.append(int(part))
-    if not seeds:
-        raise ValueError(f"no seeds in {spec!r}; give e.g. 0,1,2")
-    return tuple(dict.fromkeys(seeds))

@@ -2,8 +2,10 @@
 
     python -m benchmarks.sample_efficiency --suite cartpole      # `make run`, CPU-sized
     python -m benchmarks.sample_efficiency --suite atari         # GPU-sized, Atari 100k games
-    options: --steps 5000[,20000] --seeds 0,1,2 --algos efficientzero,dqn
-             --envs CartPole-v1 --out DIR --set [ALGO:]key=value --report-only
+    python -m benchmarks.sample_efficiency --envs my_pkg.my_envs:make_grid --threshold 0.9
+    options: --steps 5000[,20000] --seeds 0,1,2 (or 0-9) --algos efficientzero,dqn
+             --envs ID[,ID] --threshold R --preset NAME --import MODULE --out DIR
+             --set [ALGO:]key=value --report-only
 
 A suite is envs x algos x real-step budgets x seeds. Each run goes through the CLI
 (``python -m dreamer train``) with its algorithm's preset, the suite's budget as ``--steps``
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -37,8 +40,10 @@ from benchmarks.suites import (
     RunSpec,
     Suite,
     customize,
+    env_slug,
     suite_runs,
 )
+from dreamer.cli import parse_seeds
 
 
 def run_result(run_dir: Path, spec: RunSpec) -> dict[str, Any]:
@@ -133,8 +138,10 @@ def render_markdown(
 ) -> str:
     """Markdown report: setup, machine, the table, and one line per run."""
     lines = [
-        f"# Sample efficiency: suite `{suite.name}`",
+        f"# Sample efficiency: {', '.join(e.env_id for e in suite.envs)}",
         "",
+        f"- suite `{suite.name}`; thresholds: "
+        f"{', '.join(f'{e.env_id} {_number(e.threshold)}' for e in suite.envs)}",
         f"- budgets (real env steps): {', '.join(map(str, suite.budgets))}; seeds: "
         f"{', '.join(map(str, suite.seeds))}",
         f"- algos (preset): {', '.join(f'{a.algo} ({a.preset})' for a in suite.algos)}",
@@ -235,9 +242,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--suite", default="cartpole", choices=sorted(SUITES))
     parser.add_argument("--steps", default=None, help="budget(s), e.g. 5000 or 2000,5000")
-    parser.add_argument("--seeds", default=None, help="seeds, e.g. 0,1,2 or 0-4")
+    parser.add_argument("--seeds", default=None, help="seeds, e.g. 0,1,2 or a range 0-9")
     parser.add_argument("--algos", default=None, help=f"subset of {','.join(ALGOS)}")
-    parser.add_argument("--envs", default=None, help="env ids to run instead of the suite's")
+    parser.add_argument(
+        "--envs",
+        default=None,
+        help="env ids to run instead of the suite's (comma-separated): gymnasium ids, "
+        "package.module:factory, or registered names (with --import)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="return that counts as solved, every env"
+    )
+    parser.add_argument(
+        "--preset", default=None, help="preset of every algo (default: the suite's, cartpole)"
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module every run imports first, e.g. one that registers env names",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="default results/sample_efficiency/SUITE"
     )
@@ -252,19 +278,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="report finished runs only")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
     args = parser.parse_args(argv)
+    imports = [f"env.imports={json.dumps(args.imports)}"] if args.imports else []
     suite = customize(
         SUITES[args.suite],
         steps=[int(s) for s in args.steps.split(",")] if args.steps else None,
-        seeds=runs.parse_seeds(args.seeds) if args.seeds else None,
+        seeds=parse_seeds(args.seeds) if args.seeds else None,
         algos=args.algos.split(",") if args.algos else None,
         envs=args.envs.split(",") if args.envs else None,
-        overrides=args.overrides,
+        threshold=args.threshold,
+        preset=args.preset,
+        overrides=[*imports, *args.overrides],
     )
     out = args.out or Path("results/sample_efficiency") / suite.name
 
     started = time.time()
     info = machine.describe_machine()
-    print(f"Sample-efficiency suite '{suite.name}': {len(suite_runs(suite))} runs")
+    envs = ", ".join(e.env_id for e in suite.envs)
+    print(f"Sample efficiency on {envs} (suite '{suite.name}'): {len(suite_runs(suite))} runs")
     print(machine.format_machine(info), flush=True)
     records = run_suite(suite, out, launch=not args.report_only)
     if not records:
@@ -308,7 +338,7 @@ def write_figures(
                 if grid.size:
                     series[f"{algo.algo} ({len(mine)} seeds)"] = (grid, mean, low, high)
             if series:
-                slug = env.env_id.replace("/", "-").replace(":", "-")
+                slug = env_slug(env.env_id)
                 paths.append(
                     plots.band_curves(
                         series,

@@ -63,8 +63,12 @@ class RunSpec:
     @property
     def name(self) -> str:
         """Folder and file stem: ``CartPole-v1__dqn__5000__seed0``."""
-        env = self.env.env_id.replace("/", "-").replace(":", "-")
-        return f"{env}__{self.algo.algo}__{self.budget}__seed{self.seed}"
+        return f"{env_slug(self.env.env_id)}__{self.algo.algo}__{self.budget}__seed{self.seed}"
+
+
+def env_slug(env_id: str) -> str:
+    """An env id as a file-name part: ``ALE/Pong-v5`` -> ``ALE-Pong-v5``."""
+    return env_id.replace("/", "-").replace(":", "-")
 
 
 def suite_runs(suite: Suite) -> list[RunSpec]:
@@ -111,9 +115,15 @@ def customize(
     seeds: Sequence[int] | None = None,
     algos: Sequence[str] | None = None,
     envs: Sequence[str] | None = None,
+    threshold: float | None = None,
+    preset: str | None = None,
     overrides: Sequence[str] = (),
 ) -> Suite:
-    """``suite`` with command-line choices applied; overrides may be ``ALGO:key=value``."""
+    """``suite`` with command-line choices applied; overrides may be ``ALGO:key=value``.
+
+    ``envs`` replaces the suite's environments (the suite then takes its name from them),
+    ``threshold`` replaces every env's threshold and ``preset`` every algo's preset.
+    """
     chosen = suite.algos
     if algos:
         names = [a.algo for a in suite.algos]
@@ -130,14 +140,23 @@ def customize(
                 per_algo[head].append(rest)
         else:
             common.append(item)
-    env_specs = suite.envs
+    env_specs, name = suite.envs, suite.name
     if envs:
         env_specs = tuple(e for e in suite.envs if e.env_id in envs)
         env_specs += tuple(EnvSpec(e) for e in envs if e not in {s.env_id for s in env_specs})
+        if {e.env_id for e in env_specs} != {e.env_id for e in suite.envs}:
+            name = "+".join(env_slug(e.env_id) for e in env_specs)
+    if threshold is not None:
+        env_specs = tuple(dataclasses.replace(e, threshold=threshold) for e in env_specs)
+    algo_specs = tuple(
+        dataclasses.replace(a, preset=preset or a.preset, overrides=_last_wins(per_algo[a.algo]))
+        for a in chosen
+    )
     return dataclasses.replace(
         suite,
+        name=name,
         envs=env_specs,
-        algos=tuple(dataclasses.replace(a, overrides=_last_wins(per_algo[a.algo])) for a in chosen),
+        algos=algo_specs,
         budgets=tuple(steps) if steps else suite.budgets,
         seeds=tuple(seeds) if seeds else suite.seeds,
         overrides=_last_wins(common),

@@ -27,7 +27,7 @@ from dreamer.actor import greedy_policy, make_actor
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, ConfigError
 from dreamer.errors import NonFiniteLossError, ObservationSpaceError
-from dreamer.evaluation import evaluate_policy, make_vector_env
+from dreamer.evaluation import Video, evaluate_policy, make_vector_env
 from dreamer.learner import LearnerState, make_learner
 from dreamer.networks import make_network
 from dreamer.replay import Replay, ReplayState
@@ -59,8 +59,9 @@ class Spaces:
         self.image = len(self.obs_shape) == 4
         if self.image and self.obs_dtype != np.uint8:
             raise ObservationSpaceError(f"{env_id}: frame stacks must be uint8.")
+        # A one-frame stack [1, H, W, C] (a single-image env) is stored whole, as vectors are.
         self.frame_stack = self.obs_shape[0] if self.image else 1
-        self.frame_shape = self.obs_shape[1:] if self.image else self.obs_shape
+        self.frame_shape = self.obs_shape[1:] if self.frame_stack > 1 else self.obs_shape
         self.frame_dtype = np.uint8 if self.image else np.float32
 
 
@@ -203,8 +204,11 @@ class HostLoop:
                 "Lower the learning rate (or set a gradient clip) and start again."
             )
         if skipped and not self.warned_skipped:
-            print(f"warning: {skipped:.0f} non-finite update(s) skipped before env step "
-                  f"{self.env_steps}; see charts/skipped_updates", flush=True)
+            print(
+                f"warning: {skipped:.0f} non-finite update(s) skipped before env step "
+                f"{self.env_steps}; see charts/skipped_updates",
+                flush=True,
+            )
             self.warned_skipped = True
         means = {k: float(v) / max(count - skipped, 1.0) for k, v in sums.items()}
         return {**means, "charts/skipped_updates": skipped}
@@ -321,17 +325,18 @@ class HostLoop:
         return book.finish(self.env_steps, self.updates, returns, extra)
 
 
-def evaluate(cfg: Config, run_dir: str | Path, *, episodes: int) -> list[float]:
-    """Greedy evaluation of the newest checkpoint in ``run_dir``."""
+def evaluate(
+    cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
+) -> list[float]:
+    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
     agent = Agent(cfg)
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     arrays, meta = ckpt.restore({"learner": agent.new_learner()})
     ckpt.close()
     steps = int(meta["env_steps"])
     policy = greedy_policy(agent.act, arrays["learner"].variables, jax.random.PRNGKey(steps))
-    return evaluate_policy(
-        cfg.env, policy, episodes=episodes, seed=cfg.run.seed + EVAL_SEED_OFFSET + steps
-    )
+    seed = cfg.run.seed + EVAL_SEED_OFFSET + steps
+    return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)
 
 
 def _validate(cfg: Config) -> None:

@@ -3,7 +3,9 @@
 An algorithm module provides a frozen config class with ``env`` and ``run`` sections and::
 
     train(cfg, run_dir, *, resume=False) -> dict   # the summary.json record
-    evaluate(cfg, run_dir, *, episodes) -> list[float]   # greedy returns from the newest checkpoint
+    evaluate(cfg, run_dir, *, episodes, video=None) -> list[float]
+        # greedy returns from the newest checkpoint; ``video`` (``evaluation.Video``) records
+        # the episodes
 """
 
 from __future__ import annotations

@@ -1,42 +1,73 @@
-"""Command line: ``python -m dreamer train | resume | eval | show-config``.
+"""Command line: ``python -m dreamer train | resume | eval | show-config`` (or ``dreamer ...``).
 
 python -m dreamer train --preset cartpole [--algo efficientzero] [--env ID] [--seed N]
-                        [--steps N] [--out DIR] [--set key=value ...]
-python -m dreamer resume DIR
-python -m dreamer eval DIR [--episodes N]
-python -m dreamer show-config --preset NAME [--algo ALGO] [--set key=value ...]
+                        [--steps N] [--out DIR] [--import MODULE ...] [--set key=value ...]
+python -m dreamer resume DIR [--steps N]
+python -m dreamer eval DIR [--episodes N] [--video [--video-format mp4|gif]]
+python -m dreamer show-config --preset NAME [--algo ALGO] [--describe] [--set key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
 import json
 import os
 import signal
 import sys
+import textwrap
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from dreamer import algos, runlock
-from dreamer.checkpoint import CheckpointError, latest_checkpoint
+from dreamer.checkpoint import CHECKPOINT_DIR, CheckpointError, latest_checkpoint
 from dreamer.compilation import enable_compilation_cache
-from dreamer.config import ConfigError, apply_overrides, flatten, from_dict, replace_path
+from dreamer.config import (
+    ConfigError,
+    apply_overrides,
+    flatten,
+    from_dict,
+    replace_path,
+    to_dict,
+)
 from dreamer.errors import (
     EnvOutputError,
     NonFiniteLossError,
     ObservationSpaceError,
     RunFolderError,
 )
+from dreamer.evaluation import VIDEO_FORMATS, Video
+from dreamer.imports import add_working_directory, project_package
 from dreamer.runbook import check_can_start
-from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, read_json, resume_command
+from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, RunLog, read_json, resume_command
 from dreamer.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
-from envs import EnvFactoryError
+
+
+def parse_seeds(spec: str) -> tuple[int, ...]:
+    """Seeds as the command lines take them: ``0,1,2``, a range ``0-9``, or both (``0,5-7``)."""
+    seeds: list[int] = []
+    try:
+        for part in spec.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                first, last = part.split("-", 1)
+                seeds.extend(range(int(first), int(last) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise ConfigError(f"--seeds {spec!r}: write seeds as 0,1,2 or as a range 0-9.") from None
+    if not seeds:
+        raise ConfigError(f"--seeds {spec!r}: no seeds; write them as 0,1,2 or 0-9.")
+    return tuple(dict.fromkeys(seeds))
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """Preset, then --env/--seed/--steps, then --set overrides."""
+    """Preset, then --env/--seed/--steps/--import, then --set overrides."""
+    project_package("experiments")  # a clash with the user's own package stops here
     from experiments import presets
 
     cfg = presets.get(args.algo, args.preset)
@@ -46,7 +77,10 @@ def build_config(args: argparse.Namespace) -> Any:
         cfg = replace_path(cfg, "run.seed", args.seed)
     if args.steps is not None:
         cfg = replace_path(cfg, "run.env_steps", args.steps)
-    return apply_overrides(cfg, args.overrides)
+    if args.imports:
+        cfg = replace_path(cfg, "env.imports", (*cfg.env.imports, *args.imports))
+    listing = f"python -m dreamer show-config --algo {args.algo} --preset {args.preset}"
+    return apply_overrides(cfg, args.overrides, show_config=listing)
 
 
 def default_run_dir(algo: str, cfg: Any) -> Path:
@@ -84,8 +118,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = args.folder = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
     with runlock.hold(run_dir):
+        if args.steps is not None:
+            cfg = _extend(run_dir, algo, cfg, args.steps)
         if (run_dir / SUMMARY_FILE).exists():
-            print(f"{run_dir} has already finished; its summary:")
+            print(
+                f"{run_dir} has already finished (run.env_steps={cfg.run.env_steps}); extend "
+                f"it with `python -m dreamer resume {run_dir} --steps N`. Its summary:"
+            )
             _print_summary(run_dir, read_json(run_dir / SUMMARY_FILE))
             return 0
         resume = latest_checkpoint(run_dir) is not None
@@ -99,34 +138,104 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extend(run_dir: Path, algo: algos.Algorithm, cfg: Any, steps: int) -> Any:
+    """The run's config with budget ``steps``, written to its config.json; a finished run
+    becomes an interrupted one (its summary is dropped, the next one covers the new budget)."""
+    if steps < cfg.run.env_steps:
+        raise ConfigError(
+            f"--steps {steps} is below the run's budget run.env_steps={cfg.run.env_steps}; "
+            "resume can only extend a run."
+        )
+    if steps == cfg.run.env_steps:
+        return cfg
+    cfg = replace_path(cfg, "run.env_steps", steps)
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    RunLog(run_dir, tensorboard=False).write_config(algo.name, to_dict(cfg))
+    print(f"extending {run_dir} to run.env_steps={steps}")
+    return cfg
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     algo, cfg = load_run(run_dir)
+    step = latest_checkpoint(run_dir)
+    if step is None:
+        raise CheckpointError(f"{run_dir} has no complete checkpoint to evaluate yet.")
+    where = run_dir / CHECKPOINT_DIR / str(step)
+    print(f"evaluating the newest checkpoint of {run_dir}: env step {step} ({where})")
+    video = None
+    if args.video:
+        video = Video(run_dir / "videos" / f"step-{step}", format=args.video_format)
     episodes = args.episodes
     if episodes is None:
-        episodes = cfg.run.final_eval_episodes or cfg.run.eval_episodes
-    returns = algo.evaluate(cfg, run_dir, episodes=episodes)
-    mean = sum(returns) / len(returns)
-    print(json.dumps({"episodes": len(returns), "return_mean": mean, "returns": returns}))
+        episodes = 1 if video else (cfg.run.final_eval_episodes or cfg.run.eval_episodes)
+    returns = algo.evaluate(cfg, run_dir, episodes=episodes, video=video)
+    result = {
+        "checkpoint_env_steps": step,
+        "episodes": len(returns),
+        "return_mean": round(sum(returns) / len(returns), 4),
+        "returns": [round(r, 4) for r in returns],
+    }
+    if video:
+        result["videos"] = [str(p) for p in sorted(video.folder.glob(f"*.{video.format}"))]
+    print(json.dumps(result))
     return 0
 
 
 def cmd_show_config(args: argparse.Namespace) -> int:
     cfg = build_config(args)
+    docs = describe(cfg) if args.describe else {}
     for key, value in flatten(cfg).items():
         print(f"{key} = {json.dumps(value, default=list)}")
+        if docs.get(key):
+            print(f"    {docs[key]}")
     return 0
+
+
+def describe(cfg: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> the field's docstring (one line), for ``show-config --describe``."""
+    docs = _field_docs(type(cfg))
+    out: dict[str, str] = {}
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if dataclasses.is_dataclass(value):
+            out.update(describe(value, f"{prefix}{field.name}."))
+        else:
+            out[f"{prefix}{field.name}"] = docs.get(field.name, "")
+    return out
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each field of a dataclass (its attribute docstring)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (e.g. a frozen application)
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split()).replace("``", "`")
+    return docs
 
 
 def _print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     curve = ", ".join(f"{s}:{r:.1f}" for s, r in summary.get("eval_curve", []))
     final = summary["final_eval_return"]
     final = "none (run.final_eval_episodes=0)" if final is None else f"{final:.2f}"
+    best = summary.get("best_eval_return")
     print(
         f"\nrun folder: {run_dir}\n"
         f"env steps {summary['env_steps']}, updates {summary['updates']}, "
         f"wall {summary['wall_seconds']:.0f}s\n"
-        f"final eval return {final} (best {summary['best_eval_return']}); eval curve [{curve}]"
+        f"final eval return {final} (best {'-' if best is None else f'{best:.2f}'}); "
+        f"eval curve [{curve}]"
     )
 
 
@@ -147,16 +256,26 @@ def parser() -> argparse.ArgumentParser:
     def add_config_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--preset", required=True, help="preset name, e.g. cartpole, atari100k")
         sp.add_argument("--algo", default="efficientzero", choices=algos.NAMES)
-        sp.add_argument("--env", help="gymnasium id or package.module:factory")
+        sp.add_argument("--env", help="gymnasium id, package.module:factory, or a registered name")
         sp.add_argument("--seed", type=int)
         sp.add_argument("--steps", type=int, help="real environment steps (run.env_steps)")
+        sp.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import MODULE first, e.g. one that registers env names (env.imports; "
+            "recorded in config.json, so eval and resume import it again)",
+        )
         sp.add_argument(
             "--set",
             dest="overrides",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override any config field, e.g. --set search.num_simulations=16",
+            help="override any config field, e.g. --set search.num_simulations=16 or "
+            """--set 'env.options={"size": 4}' (values are JSON)""",
         )
 
     train = sub.add_parser("train", help="start a run")
@@ -166,17 +285,30 @@ def parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
     resume.add_argument("run_dir")
+    resume.add_argument(
+        "--steps", type=int, help="extend the run (finished or not) to this many env steps"
+    )
     resume.set_defaults(func=cmd_resume)
 
     evaluate = sub.add_parser("eval", help="greedy evaluation of a run's newest checkpoint")
     evaluate.add_argument("run_dir")
     evaluate.add_argument(
-        "--episodes", type=_positive_int, help="episodes to play (default: the final eval's)"
+        "--episodes",
+        type=_positive_int,
+        help="episodes to play (default run.final_eval_episodes; 1 with --video)",
     )
+    evaluate.add_argument(
+        "--video",
+        action="store_true",
+        help="record each episode to DIR/videos/step-N/episode-K.mp4 (the env must support "
+        'render_mode="rgb_array")',
+    )
+    evaluate.add_argument("--video-format", default="mp4", choices=VIDEO_FORMATS)
     evaluate.set_defaults(func=cmd_eval)
 
     show = sub.add_parser("show-config", help="print every config key of a preset")
     add_config_args(show)
+    show.add_argument("--describe", action="store_true", help="also print what each key means")
     show.set_defaults(func=cmd_show_config)
     return p
 
@@ -204,10 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     ) as e:
         print(f"dreamer: error: {e}", file=sys.stderr)
         return 2
-    except EnvFactoryError as e:  # the user's code raised: show its frames, then name it
-        traceback.print_exception(e.__cause__, file=sys.stderr)
-        print(f"dreamer: error: {e} (its traceback is above).", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `show-config | head`: the reader has gone, say nothing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -216,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = getattr(args, "folder", None)
         fix = f" Once fixed, continue with `{resume_command(folder)}`." if folder else ""
         print(f"dreamer: error: {where}{e.strerror or e}.{fix}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__name__ != "EnvFactoryError":  # envs.EnvFactoryError (envs is imported late)
+            raise
+        traceback.print_exception(e.__cause__, file=sys.stderr)  # the user's code raised
+        print(f"dreamer: error: {e} (its traceback is above).", file=sys.stderr)
         return 2
 
 
@@ -234,3 +368,10 @@ def _interrupted(run_dir: Path | None, signum: int) -> str:
         f"{stopped}; the checkpoint at env step {latest} in {run_dir} is kept. Continue with "
         f"`{resume_command(run_dir)}`."
     )
+
+
+def console_main() -> int:
+    """The ``dreamer`` console script: like ``python -m dreamer``, it can import modules of
+    the current folder (``--env my_pkg.my_envs:make_grid`` from the folder holding my_pkg)."""
+    add_working_directory()
+    return main()

@@ -55,7 +55,12 @@ class EnvConfig:
     """Which environment to make, and its options (passed to ``envs.make``)."""
 
     id: str = "CartPole-v1"
-    """gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``) or ``package.module:factory``."""
+    """gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``), ``package.module:factory``, or a name
+    registered with ``envs.register`` (by a module in ``imports``) or by a package's
+    ``dreamer.envs`` entry point."""
+    imports: tuple[str, ...] = ()
+    """Modules imported before the env is made, e.g. one that registers short env names
+    (``--import my_pkg.my_envs``); eval, resume and benchmarks import them again."""
     num_envs: int = 1
     """Environments stepped together; one batched search call serves all of them."""
     num_eval_envs: int = 8
@@ -63,7 +68,8 @@ class EnvConfig:
     vectorization: Literal["sync", "async"] = "sync"
     """gymnasium vector-env flavour: ``sync`` (one process) or ``async`` (subprocesses)."""
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Extra keyword options for ``envs.make`` (e.g. the Atari protocol's ``grayscale``)."""
+    """Keyword arguments of the env: your factory's own (``{"size": 4}``), gymnasium's
+    ``make`` kwargs, or the Atari protocol's options (``{"grayscale": true}``)."""
 
     def __post_init__(self) -> None:
         positive("env.num_envs", self.num_envs)
@@ -301,7 +307,8 @@ class OptimConfig:
     decay: Literal["step", "cosine", "none"] = "step"
     """After warm-up: step decay, cosine to 0, or constant."""
     decay_updates: int = 100_000
-    """Step decay: multiply by decay_rate every this many updates; cosine: total updates."""
+    """Step decay: multiply by decay_rate every this many updates. Not used by ``cosine``,
+    which decays to 0 over the run's total updates, nor by ``none``."""
     decay_rate: float = 0.1
     """Step decay factor."""
     max_grad_norm: float = 5.0

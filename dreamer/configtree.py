@@ -63,7 +63,13 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
-def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
+SHOW_CONFIG = "python -m dreamer show-config --preset NAME"
+"""The command that lists every key; the CLI passes one naming the run's --algo and preset."""
+
+
+def apply_overrides(
+    cfg: T, overrides: list[str] | tuple[str, ...], *, show_config: str = SHOW_CONFIG
+) -> T:
     """Return ``cfg`` with each ``dotted.key=value`` override applied.
 
     Values are parsed as JSON where possible (``16``, ``0.5``, ``true``, ``[1, 2]``) and
@@ -81,8 +87,8 @@ def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
             node = node.setdefault(section, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r} conflicts with another override.")
-        node[leaf] = _Leaf(_parse_value(raw.strip()))
-    return _replace_nested(cfg, nested, "")
+        node[leaf] = _Leaf(_parse_value(raw.strip(), key.strip()))
+    return _replace_nested(cfg, nested, "", show_config)
 
 
 class _Leaf:
@@ -98,10 +104,10 @@ def replace_path(cfg: T, key: str, value: Any) -> T:
     nested: dict[str, Any] = {leaf: _Leaf(value)}
     for section in reversed(sections):
         nested = {section: nested}
-    return _replace_nested(cfg, nested, "")
+    return _replace_nested(cfg, nested, "", SHOW_CONFIG)
 
 
-def _replace_nested(cfg: T, changes: dict[str, Any], prefix: str) -> T:
+def _replace_nested(cfg: T, changes: dict[str, Any], prefix: str, show_config: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     hints = typing.get_type_hints(type(cfg))
     kwargs = {}
@@ -111,7 +117,7 @@ def _replace_nested(cfg: T, changes: dict[str, Any], prefix: str) -> T:
             valid = ", ".join(sorted(fields))
             raise ConfigError(
                 f"unknown config key {full!r} in {type(cfg).__name__}; valid keys here: "
-                f"{valid}. Run `python -m dreamer show-config --preset NAME` to list every key."
+                f"{valid}. Run `{show_config}` to list every key."
             )
         current = getattr(cfg, name)
         if isinstance(change, _Leaf):
@@ -121,7 +127,7 @@ def _replace_nested(cfg: T, changes: dict[str, Any], prefix: str) -> T:
         else:
             if not dataclasses.is_dataclass(current):
                 raise ConfigError(f"config key {name!r} is a value, not a section: {full!r}.")
-            kwargs[name] = _replace_nested(current, change, full + ".")
+            kwargs[name] = _replace_nested(current, change, full + ".", show_config)
     try:
         return dataclasses.replace(cfg, **kwargs)
     except ConfigError as e:
@@ -141,10 +147,18 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(raw: str, key: str = "value") -> Any:
+    """JSON if ``raw`` is JSON, else the string itself; a mapping or list that is not valid
+    JSON is an error (it was surely meant as JSON)."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as e:
+        if raw[:1] in "{[":
+            raise ConfigError(
+                f"{key}={raw}: invalid JSON: {e.msg} (column {e.colno}). Write JSON with "
+                "double-quoted keys and quote the whole override for the shell, e.g. "
+                """--set 'env.options={"size": 4}'."""
+            ) from None
         return raw
 
 
@@ -171,7 +185,10 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         raise ConfigError(f"{name}={value!r} does not match type {tp}.")
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{name}={value!r} is invalid: expected a mapping such as {{}}.")
+            raise ConfigError(
+                f"{name}={value!r} is invalid: expected a JSON mapping such as "
+                """{"size": 4} (quote it for the shell: --set '%s={"size": 4}').""" % name
+            )
         return dict(value)
     if origin is tuple:
         if not isinstance(value, list | tuple):

@@ -1,9 +1,10 @@
 """Run-folder bookkeeping shared by every training loop (shell code).
 
 ``RunBook`` owns what every loop (EfficientZero and the baselines) does the same way:
-``config.json``, metric rows, the evaluation curve, orbax checkpoints with their JSON
-counters, the wall clock across resumes, the progress bar and ``summary.json``. The loops only
-decide *when* (``crossed``) and supply the numbers.
+``config.json``, the lines printed at start, metric rows (named as in ``runlog.METRIC_NAMES``),
+the evaluation curve, orbax checkpoints with their JSON counters, the wall clock across
+resumes, the progress bar and ``summary.json``. The loops only decide *when* (``crossed``)
+and supply the numbers.
 
 While it is open a ``RunBook`` holds the folder's lock (``dreamer.runlock``: one writer per
 folder) and turns SIGTERM and SIGINT into a stop request that the loops poll at each step
@@ -27,11 +28,30 @@ from dreamer.envcheck import RewardScale, non_finite
 from dreamer.errors import EnvOutputError, NonFiniteLossError, RunFolderError
 from dreamer.evaluation import evaluate_policy
 from dreamer.progress import Progress
-from dreamer.runlog import RunLog, remove_run_files, resume_command, summarize
+from dreamer.runlog import (
+    EPISODIC_LENGTH,
+    EPISODIC_RETURN,
+    EVAL_RETURN,
+    SPS,
+    RunLog,
+    device_description,
+    remove_run_files,
+    resume_command,
+    summarize,
+)
 from dreamer.signals import RunStopped, StopRequest
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
+
+
+def metric_name(key: str) -> str:
+    """The metrics.csv / TensorBoard name of an algorithm's metric ``key``.
+
+    Names that already hold a ``/`` (``losses/value``, ``charts/epsilon``) are kept as they
+    are; a bare name becomes a chart (``grad_norm`` -> ``charts/grad_norm``).
+    """
+    return key if "/" in key else f"charts/{key}"
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -63,6 +83,7 @@ class RunBook:
             if not resume:
                 check_can_start(self.run_dir)
                 remove_run_files(self.run_dir)
+            announce(algo, cfg, self.run_dir, resume=resume)
             keep = cfg.run.keep_checkpoints
             self.checkpointer = Checkpointer(self.run_dir, keep=keep, writer=True)
             self.log = RunLog(self.run_dir)
@@ -74,12 +95,14 @@ class RunBook:
         self._stop = StopRequest().__enter__()
         self.eval_curve: list[tuple[int, float]] = []
         self.episode_returns: list[float] = []  # training episodes finished since the last row
+        self.episode_lengths: list[int] = []  # and their lengths
         self.last_return: float | None = None
         self._wall_before = 0.0
         self._start = time.perf_counter()
         self._sps_mark = (time.perf_counter(), 0)
         self.progress: Progress | None = None
         self._running: np.ndarray | None = None  # returns of the running training episodes
+        self._lengths: np.ndarray | None = None  # and their lengths so far
         model = getattr(cfg, "model", None)  # EfficientZero's categorical supports
         self._reward_scale = (
             RewardScale(cfg.env.id, model) if isinstance(model, ModelConfig) else None
@@ -104,11 +127,15 @@ class RunBook:
         """Account one vector-env step: running training returns, progress bar."""
         if self._running is None or len(self._running) != len(reward):
             self._running = np.zeros(len(reward))
+            self._lengths = np.zeros(len(reward), np.int64)
         self._running += reward
-        for value in self._running[done]:
+        self._lengths += 1
+        for value, length in zip(self._running[done], self._lengths[done], strict=True):
             self.episode_returns.append(float(value))
+            self.episode_lengths.append(int(length))
             self.last_return = float(value)
         self._running[done] = 0.0
+        self._lengths[done] = 0
         self.advance(len(reward))
 
     # -- evaluation and metrics --------------------------------------------------------------
@@ -142,22 +169,26 @@ class RunBook:
         evaluated: bool,
     ) -> None:
         """One metrics.csv row; ``evaluated`` says whether the newest eval belongs to it (it
-        does only if it was made at ``env_steps``)."""
+        does only if it was made at ``env_steps``).
+
+        ``metrics`` are the algorithm's own (losses, diagnostics), named by ``metric_name``.
+        """
         now = time.perf_counter()
         mark_time, mark_steps = self._sps_mark
         sps = (env_steps - mark_steps) / max(now - mark_time, 1e-9)
         self._sps_mark = (now, env_steps)
-        returns = self.episode_returns
-        self.episode_returns = []
+        returns, lengths = self.episode_returns, self.episode_lengths
+        self.episode_returns, self.episode_lengths = [], []
         row = {
             "env_steps": env_steps,
             "updates": updates,
             "wall_seconds": round(self.wall_seconds(), 3),
-            "episode_return_mean": float(np.mean(returns)) if returns else None,
-            "eval_return_mean": self._eval_at(env_steps) if evaluated else None,
-            "SPS": sps,
+            EPISODIC_RETURN: float(np.mean(returns)) if returns else None,
+            EPISODIC_LENGTH: float(np.mean(lengths)) if lengths else None,
+            EVAL_RETURN: self._eval_at(env_steps) if evaluated else None,
+            SPS: sps,
         }
-        row.update({k: _scalar(v) for k, v in metrics.items()})
+        row.update({metric_name(k): _scalar(v) for k, v in metrics.items()})
         self.log.log(row)
 
     def _eval_at(self, env_steps: int) -> float | None:
@@ -179,6 +210,7 @@ class RunBook:
             "wall_seconds": self.wall_seconds(),
             "eval_curve": [[int(s), float(r)] for s, r in self.eval_curve],
             "episode_returns": [float(r) for r in self.episode_returns],  # not yet in a row
+            "episode_lengths": [int(n) for n in self.episode_lengths],
             "last_return": self.last_return,
             **extra,
         }
@@ -196,6 +228,7 @@ class RunBook:
         self._wall_before = float(meta["wall_seconds"])
         self._start = time.perf_counter()
         self.episode_returns = [float(r) for r in meta.get("episode_returns", [])]
+        self.episode_lengths = [int(n) for n in meta.get("episode_lengths", [])]
         self.last_return = meta.get("last_return")
         return arrays, meta
 
@@ -268,6 +301,22 @@ class RunBook:
         self.log.close()
         self.checkpointer.close()
         runlock.release(self.run_dir)
+
+
+def announce(algo: str, cfg: Any, run_dir: Path, *, resume: bool) -> None:
+    """Prints, before anything is compiled, where the run goes and what it runs on."""
+    env = cfg.env
+    options = f", options {env.options}" if env.options else ""
+    print(
+        f"{'resuming' if resume else 'training'} {algo}\n"
+        f"  run folder  {run_dir}\n"
+        f"  device      {device_description()}\n"
+        f"  env         {env.id} ({env.num_envs} env(s){options}), "
+        f"budget {cfg.run.env_steps:,} env steps\n"
+        "compiling… (XLA compiles the networks before the first steps: from seconds to a few "
+        "minutes)",
+        flush=True,
+    )
 
 
 def _scalar(value: Any) -> float | None:

@@ -4,9 +4,11 @@ Every algorithm (EfficientZero and the model-free baselines) writes the same fol
 ``RunLog``, so benchmarks read one format. Layout::
 
     RUN/config.json       {"algo": ..., "config": {...}}
-    RUN/metrics.csv       one row per log point: env_steps, updates, wall_seconds,
-                          eval_return_mean (empty where not evaluated), losses, ...
-    RUN/events.*          TensorBoard scalars (same values as metrics.csv)
+    RUN/metrics.csv       one row per log point: env_steps, updates, wall_seconds, then
+                          metrics named as in cleanrl (``METRIC_NAMES``): charts/..., eval/...,
+                          losses/... (empty where not measured at that point)
+    RUN/events.*          TensorBoard scalars: the same names and values as metrics.csv, at
+                          step env_steps; one event file per run, without repeated steps
     RUN/checkpoints/      orbax checkpoints (see ``dreamer.checkpoint``)
     RUN/summary.json      written once the run has finished
 
@@ -29,12 +31,42 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dreamer import tensorboard_events
+
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.json"
 
-# Columns every metrics.csv starts with, in this order; algorithm metrics follow.
-BASE_COLUMNS = ("env_steps", "updates", "wall_seconds", "episode_return_mean", "eval_return_mean")
+EPISODIC_RETURN = "charts/episodic_return"
+EPISODIC_LENGTH = "charts/episodic_length"
+EVAL_RETURN = "eval/return_mean"
+SPS = "charts/SPS"
+LEARNING_RATE = "charts/learning_rate"
+
+# Columns every metrics.csv starts with, in this order; algorithm metrics follow, sorted.
+BASE_COLUMNS = (
+    "env_steps",
+    "updates",
+    "wall_seconds",
+    EPISODIC_RETURN,
+    EPISODIC_LENGTH,
+    EVAL_RETURN,
+    SPS,
+)
+
+METRIC_NAMES = {
+    "env_steps": "real environment steps so far (the TensorBoard step)",
+    "updates": "gradient updates so far",
+    "wall_seconds": "wall-clock seconds of training so far, across resumes",
+    EPISODIC_RETURN: "mean return of the training episodes that ended since the last row",
+    EPISODIC_LENGTH: "mean length (env steps) of those episodes",
+    EVAL_RETURN: "mean return of the greedy evaluation at this row (empty if none ran)",
+    SPS: "env steps per second since the last row",
+    LEARNING_RATE: "learning rate of the last update",
+    "losses/*": "the algorithm's losses, averaged over the updates since the last row",
+    "charts/*": "other per-algorithm diagnostics (gradient norm, epsilon, value means, ...)",
+}
+"""The metric names every algorithm writes (cleanrl's scheme), with their meaning."""
 
 
 def versions() -> dict[str, str]:
@@ -65,11 +97,8 @@ class RunLog:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._columns: list[str] | None = None
-        self._tb = None
-        if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.dir), flush_secs=30)
+        self._tensorboard = tensorboard
+        self._tb: tensorboard_events.EventWriter | None = None  # opened at the first row
 
     # -- config ------------------------------------------------------------------------------
     def write_config(self, algo: str, config: Mapping[str, Any]) -> None:
@@ -77,7 +106,10 @@ class RunLog:
 
     # -- metrics -----------------------------------------------------------------------------
     def truncate_after(self, env_steps: int) -> None:
-        """Drop rows logged after ``env_steps`` (used on resume from a checkpoint)."""
+        """Drop rows and TensorBoard events logged after ``env_steps`` (used on resume from a
+        checkpoint), so that the resumed run writes each step once."""
+        self.close()
+        tensorboard_events.compact(self.dir, keep_upto=env_steps)
         path = self.dir / METRICS_FILE
         if not path.exists():
             return
@@ -108,11 +140,11 @@ class RunLog:
         values = [_cell(row.get(c)) for c in self._columns]
         with open(path, "a", newline="") as f:
             csv.writer(f).writerow(values)
-        if self._tb is not None:
-            step = int(row["env_steps"])
-            for key, value in row.items():
-                if key != "env_steps" and _is_number(value):
-                    self._tb.add_scalar(_tb_name(key), float(value), step)
+        if self._tensorboard:
+            if self._tb is None:
+                self._tb = tensorboard_events.EventWriter(self.dir)
+            values = {k: float(v) for k, v in row.items() if k != "env_steps" and _is_number(v)}
+            self._tb.add_scalars(int(row["env_steps"]), values)
 
     # -- summary -----------------------------------------------------------------------------
     def write_summary(self, summary: Mapping[str, Any]) -> None:
@@ -120,7 +152,6 @@ class RunLog:
 
     def close(self) -> None:
         if self._tb is not None:
-            self._tb.flush()
             self._tb.close()
             self._tb = None
 
@@ -214,12 +245,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-def _tb_name(key: str) -> str:
-    """cleanrl-style grouping: losses/..., charts/..."""
-    if "/" in key:
-        return key
-    if key.startswith("loss") or key.endswith("_loss"):
-        return f"losses/{key}"
-    return f"charts/{key}"

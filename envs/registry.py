@@ -2,8 +2,11 @@
 
 An ``env_id`` is resolved in this order:
 
-1. a name registered with ``register``;
+1. a name registered with ``register``, or else declared by an installed package as an entry
+   point of the group ``dreamer.envs`` (``grid = my_pkg.my_envs:make_grid``);
 2. ``"package.module:factory"``: the module is imported and ``factory(**options)`` called;
+   ``"package.module:EnvName-v0"``, an id that the module registers with gymnasium, is made
+   by ``gymnasium.make`` (gymnasium's own form);
 3. ``"ALE/<Game>-v5"``: the game under the Atari-100k protocol (``envs.atari``);
 4. any other gymnasium id: ``gymnasium.make(env_id, **options)``.
 
@@ -11,6 +14,10 @@ Factories (1, 2) receive ``mode=`` too only when their signature names a ``mode`
 parameter (a ``**kwargs`` factory that forwards its options to an env class is not given
 one); gymnasium ids (4) ignore the mode. An exception raised by a factory is re-raised as
 ``EnvFactoryError``, whose message names the factory (the original is its ``__cause__``).
+
+The networks take flat vectors ``[D]`` or frame stacks ``[S, H, W, C]``; with
+``stack_images=True`` an env whose observations are single images ``[H, W, C]`` is given a
+one-frame stack ``[1, H, W, C]`` (gymnasium's ``FrameStackObservation(env, 1)``).
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.metadata
 import inspect
 import os
 import re
 import signal
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import FrameStackObservation
 
 from envs.atari import AtariOptions, check_mode, make_atari
 
@@ -39,6 +50,12 @@ class EnvFactoryError(RuntimeError):
 
 
 VECTORIZATIONS = ("sync", "async")
+
+ENTRY_POINT_GROUP = "dreamer.envs"
+"""Entry-point group in which installed packages declare env names: ``name = module:factory``."""
+
+PROJECT_PACKAGES = ("envs", "experiments", "benchmarks")
+"""Top-level packages that the dreamer project installs besides ``dreamer``."""
 
 _ATARI_ID = re.compile(r"^ALE/\w+-v5$")
 _FACTORIES: dict[str, EnvFactory] = {}
@@ -60,7 +77,12 @@ def register(name: str, factory: EnvFactory) -> None:
 
 
 def make(
-    env_id: str, *, seed: int | None = None, mode: str = "train", **options: Any
+    env_id: str,
+    *,
+    seed: int | None = None,
+    mode: str = "train",
+    stack_images: bool = False,
+    **options: Any,
 ) -> gymnasium.Env:
     """Makes one environment (see the module docstring for how ``env_id`` is resolved).
 
@@ -70,9 +92,10 @@ def make(
         continue the env's RNG; an explicit ``reset(seed=...)`` wins), and the action space is
         seeded with it. So ``make(id, seed=s).reset()`` equals ``make(id).reset(seed=s)``.
       mode: "train" or "eval"; selects the Atari protocol's mode defaults.
+      stack_images: give single-image observations ``[H, W, C]`` a one-frame stack axis.
       **options: keyword options of the environment (``AtariOptions`` fields for Atari).
     """
-    return _seeded_from(_constructor(env_id, check_mode(mode), options), seed)
+    return _seeded_from(_constructor(env_id, check_mode(mode), options), seed, stack_images)
 
 
 def make_vector(
@@ -82,6 +105,7 @@ def make_vector(
     seed: int | None = None,
     mode: str = "train",
     vectorization: str = "sync",
+    stack_images: bool = False,
     **options: Any,
 ) -> gymnasium.vector.VectorEnv:
     """Makes ``num_envs`` copies of ``make(env_id, ...)`` as one gymnasium vector env.
@@ -94,6 +118,7 @@ def make_vector(
 
     Args:
       vectorization: "sync" (one process) or "async" (one spawned subprocess per env).
+      stack_images: as in ``make``.
     """
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
@@ -102,7 +127,9 @@ def make_vector(
     # Resolve (and validate) once here, so that errors surface in this process.
     constructor = _constructor(env_id, check_mode(mode), options)
     env_fns = [
-        functools.partial(_seeded_from, constructor, None if seed is None else seed + i)
+        functools.partial(
+            _seeded_from, constructor, None if seed is None else seed + i, stack_images
+        )
         for i in range(num_envs)
     ]
     if vectorization == "sync":
@@ -138,17 +165,29 @@ class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
         return self.env.reset(seed=seed, options=options)
 
 
-def _seeded_from(constructor: Callable[[], gymnasium.Env], seed: int | None) -> gymnasium.Env:
+def _seeded_from(
+    constructor: Callable[[], gymnasium.Env], seed: int | None, stack_images: bool = False
+) -> gymnasium.Env:
     env = constructor()
+    if stack_images and is_single_image(env.observation_space):
+        env = FrameStackObservation(env, 1)
     return env if seed is None else SeedFirstReset(env, seed)
+
+
+def is_single_image(space: gymnasium.Space) -> bool:
+    """Whether ``space`` holds single images ``[H, W, C]`` (a Box of rank 3)."""
+    return isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 3
 
 
 def _constructor(env_id: str, mode: str, options: dict[str, Any]) -> Callable[[], gymnasium.Env]:
     """Resolves ``env_id`` into a picklable zero-argument constructor; validates early."""
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a string, got {env_id!r}")
+    if env_id not in _FACTORIES:
+        _load_entry_point(env_id)
     if env_id in _FACTORIES:
-        return functools.partial(_call_factory, _FACTORIES[env_id], env_id, mode, options)
+        factory = _FACTORIES[env_id]
+        return functools.partial(_call_factory, factory, env_id, mode, _kwargs(factory, options))
     if ":" in env_id:
         return _module_constructor(env_id, mode, options)
     _register_ale()
@@ -160,22 +199,93 @@ def _constructor(env_id: str, mode: str, options: dict[str, Any]) -> Callable[[]
     raise ValueError(_unknown_id_message(env_id))
 
 
+def _load_entry_point(name: str) -> None:
+    """Registers ``name`` from an installed package's ``dreamer.envs`` entry point, if any.
+
+    The entry point is ``name = module:factory`` (a factory) or ``name = module`` (a module
+    whose import registers ``name``).
+    """
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            loaded = entry.load()
+        except (ImportError, AttributeError) as error:
+            raise ValueError(
+                f"cannot load environment {name!r} from the entry point '{entry.value}' "
+                f"(group {ENTRY_POINT_GROUP!r}): {error}"
+            ) from error
+        if callable(loaded):
+            register(name, loaded)
+        return
+
+
 def _module_constructor(env_id: str, mode: str, options: dict[str, Any]):
     module_name, _, attribute = env_id.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(
-            f"cannot import module {module_name!r} of environment {env_id!r}: {error}"
-        ) from error
+        raise ValueError(_import_error_message(module_name, env_id, error)) from error
     factory = getattr(module, attribute, None)
     if callable(factory):
-        return functools.partial(_call_factory, factory, env_id, mode, options)
+        return functools.partial(_call_factory, factory, env_id, mode, _kwargs(factory, options))
     if attribute in gymnasium.registry:  # gymnasium's own "module:EnvName-v0" form
-        return functools.partial(gymnasium.make, attribute, **options)
+        # The full id makes gymnasium import the module again in async workers.
+        return functools.partial(gymnasium.make, env_id, **options)
     raise ValueError(
         f"module {module_name!r} has no callable {attribute!r} (from environment {env_id!r}); "
         "expected 'package.module:factory' with factory(**options) returning a gymnasium.Env"
+    )
+
+
+def _kwargs(factory: EnvFactory, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without ``render_mode`` when the factory has no such parameter (videos ask
+    for ``render_mode="rgb_array"``; such a factory's env keeps the render mode it sets)."""
+    if "render_mode" not in options:
+        return options
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return options
+    if any(p.name == "render_mode" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return options
+    return {k: v for k, v in options.items() if k != "render_mode"}
+
+
+def _import_error_message(module_name: str, env_id: str, error: ImportError) -> str:
+    top = module_name.split(".")[0]
+    message = f"cannot import module {module_name!r} of environment {env_id!r}: {error}."
+    clash = package_clash(top)
+    if clash:
+        return f"{message} {clash}"
+    return (
+        f"{message} The module must be importable by the Python that runs dreamer: run from "
+        f"the folder that holds {top!r}, add that folder to PYTHONPATH (PYTHONPATH=/path/to/"
+        "project dreamer train ...), or pip install your package."
+    )
+
+
+def package_clash(name: str) -> str | None:
+    """A message naming the clash when ``name``, one of ``PROJECT_PACKAGES``, is found in
+    more than one place on ``sys.path`` (the user's own package and the project's); else None.
+    """
+    if name not in PROJECT_PACKAGES:
+        return None
+    loaded = sys.modules.get(name)
+    ours = Path(__file__).resolve().parents[1] / name
+    found = []
+    for entry in sys.path:
+        folder = (Path(entry or ".") / name).resolve()
+        if folder.is_dir() and folder not in found:
+            found.append(folder)
+    others = [folder for folder in found if folder != ours]
+    if not others:
+        return None
+    where = getattr(loaded, "__file__", None)
+    imported = f"Python imported {Path(where).parent}" if where else "both are on sys.path"
+    return (
+        f"Two packages are named {name!r}: yours in {others[0]} and the dreamer project's in "
+        f"{ours}; {imported}. The project installs top-level packages named "
+        f"{', '.join(repr(p) for p in PROJECT_PACKAGES)}: rename your package (for example "
+        f"'my_{name}') and use that name in --env / --import."
     )
 
 
@@ -233,9 +343,10 @@ def _unknown_id_message(env_id: str) -> str:
     suggestion = f" Did you mean {', '.join(map(repr, matches))}?" if matches else ""
     return (
         f"unknown environment id {env_id!r}.{suggestion} An id is a name registered with "
-        "envs.register, an Atari game 'ALE/<Game>-v5', any gymnasium id (e.g. 'CartPole-v1'), "
-        "or your own environment as 'package.module:factory' where factory(**options) "
-        "returns a gymnasium.Env."
+        "envs.register (in a module that the command line loads with --import MODULE) or "
+        f"declared as a {ENTRY_POINT_GROUP!r} entry point by an installed package, an Atari "
+        "game 'ALE/<Game>-v5', any gymnasium id (e.g. 'CartPole-v1'), or your own environment "
+        "as 'package.module:factory' where factory(**options) returns a gymnasium.Env."
     )
 
 

@@ -1,10 +1,12 @@
-"""Presets of the model-free baselines: ``--algo dqn|ppo --preset cartpole|atari100k``.
+"""Presets of the model-free baselines: ``--algo dqn|ppo --preset cartpole|atari100k|debug``.
 
 Each preset is a published configuration; its docstring names the source and any place where
 this implementation cannot be identical.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from dreamer.baselines.config import (
     DQNConfig,
@@ -72,6 +74,39 @@ def dqn_cartpole() -> DQNConfig:
             epsilon_decay_start=0,
             epsilon_decay_steps=8_000,
             eval_epsilon=0.0,
+        ),
+    )
+
+
+def _debug_run() -> RunConfig:
+    """The EfficientZero ``debug`` preset's budget and evaluation protocol."""
+    return RunConfig(
+        env_steps=200,
+        eval_every=100,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        log_every=50,
+        checkpoint_every=100,
+        progress=False,
+    )
+
+
+def dqn_debug() -> DQNConfig:
+    """A seconds-long DQN run (the cartpole preset, scaled down), for smoke tests."""
+    base = dqn_cartpole()
+    return dataclasses.replace(
+        base,
+        run=_debug_run(),
+        network=dataclasses.replace(base.network, hidden=(32,)),
+        dqn=dataclasses.replace(
+            base.dqn,
+            batch_size=16,
+            buffer_size=1_000,
+            learning_starts=50,
+            target_update_interval=10,
+            train_freq=4,
+            gradient_steps=1,
+            epsilon_decay_steps=100,
         ),
     )
 
@@ -153,6 +188,19 @@ def ppo_cartpole() -> PPOConfig:
     )
 
 
+def ppo_debug() -> PPOConfig:
+    """A seconds-long PPO run (the cartpole preset, scaled down), for smoke tests: 2 envs x
+    25 steps per rollout, so the 200-step budget is 4 whole rollouts."""
+    base = ppo_cartpole()
+    return dataclasses.replace(
+        base,
+        env=dataclasses.replace(base.env, num_envs=2, num_eval_envs=2),
+        run=_debug_run(),
+        network=dataclasses.replace(base.network, hidden=(32,)),
+        ppo=dataclasses.replace(base.ppo, num_steps=25, minibatch_size=25, epochs=2),
+    )
+
+
 def ppo_atari100k() -> PPOConfig:
     """The standard Atari PPO (Schulman et al. 2017; cleanrl ``ppo_atari.py``) at 100k steps.
 
@@ -189,8 +237,8 @@ def ppo_atari100k() -> PPOConfig:
 
 
 PRESETS = {
-    "dqn": {"cartpole": dqn_cartpole, "atari100k": dqn_atari100k},
-    "ppo": {"cartpole": ppo_cartpole, "atari100k": ppo_atari100k},
+    "dqn": {"cartpole": dqn_cartpole, "atari100k": dqn_atari100k, "debug": dqn_debug},
+    "ppo": {"cartpole": ppo_cartpole, "atari100k": ppo_atari100k, "debug": ppo_debug},
 }
 
 
@@ -210,25 +258,30 @@ def main(argv: list[str] | None = None) -> None:
     reached and kept an evaluation return >= ``--threshold`` (the CartPole sample-efficiency
     check of the baselines). Finished runs in ``--out`` are reused, interrupted ones resumed::
 
-        python -m experiments.baselines --algo ppo --seeds 0 1 2 --out runs/baselines
+        python -m experiments.baselines --algo ppo --seeds 0,1,2 --out runs/baselines
     """
     import argparse
     from pathlib import Path
 
     from dreamer import algos
-    from dreamer.config import replace_path
+    from dreamer.cli import parse_seeds
+    from dreamer.config import ConfigError, replace_path
     from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, device_description, read_json
 
     parser = argparse.ArgumentParser(prog="python -m experiments.baselines")
     parser.add_argument("--algo", choices=sorted(PRESETS), required=True)
     parser.add_argument("--preset", default="cartpole")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", default="0,1,2", help="seeds: 0,1,2 or a range 0-9")
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--out", default="runs/baselines")
     args = parser.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ConfigError as e:
+        parser.error(str(e))
     algo = algos.get(args.algo)
     rows = []
-    for seed in args.seeds:
+    for seed in seeds:
         cfg = replace_path(PRESETS[args.algo][args.preset](), "run.seed", seed)
         run_dir = Path(args.out) / f"{cfg.env.id.replace('/', '-')}__{args.algo}__{seed}"
         if (run_dir / SUMMARY_FILE).exists():  # finished before: reuse its summary

@@ -170,7 +170,7 @@ def cartpole() -> Config:
             checkpoint_every=1_000,
         ),
         model=ModelConfig(
-            kind="mlp",
+            kind="auto",  # MLP on CartPole's vectors, conv trunk on an image env
             latent_dim=64,
             hidden=(128,),
             head_hidden=(64,),
@@ -215,7 +215,7 @@ def cartpole() -> Config:
 
 
 def debug() -> Config:
-    """A seconds-long run of the whole loop on CartPole, for smoke tests."""
+    """A seconds-long run of the whole loop on CartPole (or any small env), for smoke tests."""
     base = cartpole()
     return Config(
         env=EnvConfig(id="CartPole-v1", num_envs=2, num_eval_envs=2),
@@ -229,7 +229,9 @@ def debug() -> Config:
             progress=False,
         ),
         model=ModelConfig(
-            kind="mlp",
+            kind="auto",  # MLP on vectors, a small conv trunk on images
+            channels=16,
+            reduced_channels=4,
             latent_dim=16,
             hidden=(32,),
             head_hidden=(16,),

@@ -1,4 +1,8 @@
 import os
+import re
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -8,3 +12,33 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 from dreamer.compilation import enable_compilation_cache  # noqa: E402
 
 enable_compilation_cache()
+
+ROOT = Path(__file__).resolve().parents[1]
+WALKTHROUGH = ("### Your own environment", "## Benchmarks")
+
+
+def readme_walkthrough() -> tuple[str, list[str]]:
+    """The ``my_pkg/my_envs.py`` source and the shell lines of README's "Your own environment"."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(WALKTHROUGH[0])
+    text = readme[start : readme.index(WALKTHROUGH[1], start)]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)
+    (module,) = [code for lang, code in blocks if lang == "python"]
+    lines = [
+        line
+        for lang, code in blocks
+        if lang == "bash"
+        for line in code.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    return module, lines
+
+
+@pytest.fixture
+def user_project(tmp_path):
+    """A user's project folder holding the README's ``my_pkg/my_envs.py``."""
+    package = tmp_path / "my_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "my_envs.py").write_text(readme_walkthrough()[0])
+    return tmp_path

@@ -197,7 +197,9 @@ def write_run(run_dir: Path, *, algo, env_id, seed, steps, curve, final_returns,
     (run_dir / "config.json").write_text(json.dumps({"algo": algo, "config": config}))
     with open(run_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["env_steps", "updates", "wall_seconds", "eval_return_mean", "loss"])
+        writer.writerow(
+            ["env_steps", "updates", "wall_seconds", "eval/return_mean", "losses/total"]
+        )
         for s, r in curve:
             writer.writerow([s - 250, s // 2 - 125, s / 100, "", 0.5])  # a row without eval
             writer.writerow([s, s // 2, s / 100, r, 0.4])
@@ -484,3 +486,45 @@ def test_sample_efficiency_suite_end_to_end(tmp_path, monkeypatch, capsys):
     fake.calls.clear()  # a second invocation finds every run finished
     assert sample_efficiency.main(argv) == 0
     assert fake.calls == []
+
+
+def test_same_budget_comparison_on_your_own_env(tmp_path, monkeypatch, capsys):
+    """`--envs` with a threshold, a preset for every algo and an --import: the runs get them
+    all, and the report is titled by the env."""
+    grid = "my_pkg.my_envs:make_grid"
+    fake = FakeCli(lambda env_id, algo, seed: {"efficientzero": 0.93, "dqn": 0.5, "ppo": 0.9}[algo])
+    monkeypatch.setattr(runs, "launch", fake)
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--envs", grid, "--threshold", "0.9", "--seeds", "0-1", "--steps", "1000"]
+    argv += ["--preset", "debug", "--import", "my_pkg.my_envs", "--reps", "100"]
+    assert sample_efficiency.main(argv) == 0
+    assert len(fake.calls) == 6
+    for call in fake.calls:
+        assert call[call.index("--preset") + 1] == "debug" and call[call.index("--env") + 1] == grid
+        assert 'env.imports=["my_pkg.my_envs"]' in call and "run.eval_every=500" in call
+    out = tmp_path / "results" / "sample_efficiency" / "my_pkg.my_envs-make_grid"
+    report = (out / "report.md").read_text()
+    assert report.startswith(f"# Sample efficiency: {grid}\n")
+    assert f"thresholds: {grid} 0.9" in report and "suite `cartpole`" not in report
+    rows = {r["algo"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
+    # Curves rise linearly to the final return: 0.93 * s / 1000 >= 0.9 first at s = 1000.
+    assert rows["efficientzero"]["stays_above_from"]["per_seed"] == [1000, 1000]
+    assert rows["dqn"]["first_reach"]["reached"] == 0
+    assert (out / "curves__my_pkg.my_envs-make_grid__1000.png").is_file()
+
+
+def test_baselines_script_takes_the_same_seeds_syntax(tmp_path, capsys):
+    from experiments import baselines
+
+    argv = ["--algo", "dqn", "--preset", "debug", "--threshold", "5", "--out", str(tmp_path)]
+    baselines.main([*argv, "--seeds", "0-1"])
+    printed = capsys.readouterr().out
+    assert "dqn --preset debug on CartPole-v1" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "CartPole-v1__dqn__0",
+        "CartPole-v1__dqn__1",
+    ]
+    with pytest.raises(SystemExit):
+        baselines.main([*argv, "--seeds", "0 1"])
+    assert "0,1,2 or as a range 0-9" in capsys.readouterr().err

@@ -185,7 +185,7 @@ def test_repeated_updates_lower_the_loss():
     losses = []
     for _ in range(30):
         state, metrics = learner.update(state, batch)
-        losses.append(float(metrics["loss/q"]))
+        losses.append(float(metrics["losses/td"]))
         assert bool(metrics["finite"])
     assert losses[-1] < 0.5 * losses[0]
     assert int(state.step) == 30
@@ -246,7 +246,7 @@ def test_train_writes_run_folder_and_resumes(tmp_path):
     assert saved["final_eval_return"] == summary["final_eval_return"]
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400]
-    assert rows[-1]["loss/q"] != "" and rows[0]["eval_return_mean"] == ""
+    assert rows[-1]["losses/td"] != "" and rows[0]["eval/return_mean"] == ""
 
     resumed = dqn.train(_tiny_config(600), tmp_path, resume=True)
     assert resumed["env_steps"] == 600 and resumed["updates"] > summary["updates"]

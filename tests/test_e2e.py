@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from dreamer import cli
+from dreamer import cli, tensorboard_events
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.runlog import read_metrics
 
@@ -34,6 +34,10 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     args = ["--preset", "debug", "--seed", "3"]
     done = run_cli("train", *args, "--out", str(full))
     assert done.returncode == 0, done.stderr[-2000:]
+    # Before the first (compiled) step: the run folder, the device, the env, "compiling…".
+    head = done.stdout.splitlines()[:5]
+    assert [line.split()[0] for line in head] == ["training", "run", "device", "env", "compiling…"]
+    assert str(full) in head[1] and "cpu" in head[2] and "CartPole-v1" in head[3]
 
     # The child kills itself with SIGKILL right after logging env step 150: past the checkpoint
     # at 100, before the one at 200. Deterministic on any machine, however fast.
@@ -57,6 +61,11 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     resumed = run_cli("resume", str(killed))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
+    # TensorBoard: the steps after the checkpoint that the killed process logged are
+    # dropped, so every (tag, step) is written once, as in the uninterrupted run.
+    pairs = [(tag, step) for tag, step, _ in tensorboard_events.scalars(killed)]
+    assert len(pairs) == len(set(pairs))
+    assert sorted(pairs) == sorted((t, s) for t, s, _ in tensorboard_events.scalars(full))
 
     a = json.loads((full / "summary.json").read_text())
     b = json.loads((killed / "summary.json").read_text())
@@ -71,18 +80,28 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
     assert [r["losses/total"] for r in rows_a] == [r["losses/total"] for r in rows_b]
     # The running returns restart with the envs at each checkpoint, as they do on resume.
-    returns_a = [r["episode_return_mean"] for r in rows_a]
-    assert returns_a == [r["episode_return_mean"] for r in rows_b]
+    returns_a = [r["charts/episodic_return"] for r in rows_a]
+    assert returns_a == [r["charts/episodic_return"] for r in rows_b]
     assert returns_a[2] != ""  # a row after the resume point has finished episodes
-    assert {"env_steps", "updates", "wall_seconds", "eval_return_mean", "losses/total"} <= set(
+    assert {"env_steps", "updates", "wall_seconds", "eval/return_mean", "losses/total"} <= set(
         rows_a[0]
     )
     assert (full / "config.json").exists()
     assert any(p.name.startswith("events.out.tfevents") for p in full.iterdir())
 
-    evaluated = run_cli("eval", str(full), "--episodes", "2")
+    evaluated = run_cli("eval", str(full), "--episodes", "2", "--video", "--video-format", "gif")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["episodes"] == 2
+    assert f"env step 200 ({full / 'checkpoints' / '200'})" in evaluated.stdout
+    result = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert result["episodes"] == 2 and result["checkpoint_env_steps"] == 200
+    gifs = [full / "videos" / "step-200" / f"episode-{k}.gif" for k in range(2)]
+    assert result["videos"] == [str(g) for g in gifs]
+    # CartPole renders 400x600 frames, one per step plus the reset frame (a GIF merges
+    # identical consecutive frames).
+    import imageio.v3 as iio
+
+    frames = iio.imread(gifs[0])
+    assert frames.shape[1:] == (400, 600, 3) and 2 <= len(frames) <= result["returns"][0] + 1
 
     again = run_cli("resume", str(full))  # a finished run just reports its summary
     assert again.returncode == 0 and "already finished" in again.stdout

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -199,3 +200,62 @@ def test_envs_never_imports_dreamer():
             for line in path.read_text().splitlines()
             if line.startswith(("import ", "from "))
         }, path
+
+
+def test_single_images_become_one_frame_stacks(user_project, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_project))
+    image = "my_pkg.my_envs:make_grid_image"
+    assert envs.make(image).observation_space.shape == (5, 5, 3)
+    venv = envs.make_vector(image, 2, seed=0, stack_images=True, size=4)
+    assert venv.single_observation_space.shape == (1, 4, 4, 3)
+    obs, _ = venv.reset()
+    assert obs.shape == (2, 1, 4, 4, 3) and obs.dtype == np.uint8
+    np.testing.assert_array_equal(obs[0, 0, 0, 0], [255, 255, 255])  # the agent at (0, 0)
+    obs, *_ = venv.step(np.array([1, 3]))  # down, right
+    np.testing.assert_array_equal(obs[0, 0, 1, 0], [255, 255, 255])
+    np.testing.assert_array_equal(obs[1, 0, 0, 1], [255, 255, 255])
+    venv.close()
+    vector = envs.make_vector("my_pkg.my_envs:make_grid", 1, stack_images=True)
+    assert vector.single_observation_space.shape == (2,)  # vectors are left alone
+
+
+def test_gymnasium_module_form_works_in_spawned_workers(user_project, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_project))
+    monkeypatch.setenv("PYTHONPATH", str(user_project))  # for the spawned workers
+    venv = envs.make_vector("my_pkg.my_envs:GridGoal-v0", 2, vectorization="async", size=3)
+    obs, _ = venv.reset(seed=0)
+    np.testing.assert_array_equal(obs, [[0.0, 0.0], [0.0, 0.0]])
+    obs, *_ = venv.step(np.array([1, 3]))
+    np.testing.assert_array_equal(obs, [[0.5, 0.0], [0.0, 0.5]])
+    venv.close()
+
+
+def test_installed_package_declares_an_env_name_as_entry_point(
+    user_project, monkeypatch, clean_registry
+):
+    info = user_project / "my_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my_pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dreamer.envs]\ngrid-ep = my_pkg.my_envs:make_grid\n")
+    monkeypatch.syspath_prepend(str(user_project))
+    env = envs.make("grid-ep", size=3)
+    assert env.observation_space.shape == (2,) and env.unwrapped.size == 3
+    with pytest.raises(ValueError, match="'dreamer.envs' entry point"):
+        envs.make("grid-epp")
+
+
+def test_own_envs_package_behind_the_projects_names_the_clash(tmp_path, monkeypatch):
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "__init__.py").write_text("")
+    (tmp_path / "envs" / "grid.py").write_text("def make_grid(): ...\n")
+    monkeypatch.setattr("sys.path", [*sys.path, str(tmp_path)])  # the project's comes first
+    with pytest.raises(ValueError) as error:
+        envs.make("envs.grid:make_grid")
+    message = str(error.value)
+    assert "Two packages are named 'envs'" in message
+    assert str(tmp_path / "envs") in message and "rename your package" in message
+
+
+def test_missing_module_says_it_must_be_importable():
+    with pytest.raises(ValueError, match="PYTHONPATH"):
+        envs.make("no_such_pkg_xyz.envs:make")

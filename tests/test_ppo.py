@@ -113,7 +113,7 @@ def test_repeated_updates_lower_the_value_loss():
     losses = []
     for _ in range(10):
         state, metrics = learner.update(state, rollout)
-        losses.append(float(metrics["loss/value"]))
+        losses.append(float(metrics["losses/value"]))
         assert bool(metrics["finite"])
     assert losses[-1] < 0.5 * losses[0]
     assert int(state.step) == 10
@@ -132,7 +132,7 @@ def test_train_writes_run_folder_and_resumes(tmp_path):
     assert [s for s, _ in summary["eval_curve"]] == [128, 256]
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [64, 128, 192, 256]
-    assert rows[-1]["loss/policy"] != ""
+    assert rows[-1]["losses/policy"] != ""
 
     resumed = ppo.train(_tiny_config(384), tmp_path, resume=True)
     assert resumed["env_steps"] == 384

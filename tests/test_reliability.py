@@ -101,7 +101,7 @@ def test_final_eval_episodes_zero_means_no_final_evaluation(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_eval_return"] is None and summary["final_eval_returns"] == []
     assert [s for s, _ in summary["eval_curve"]] == [200]  # the periodic one only
-    assert read_metrics(out / "metrics.csv")[-1]["eval_return_mean"] == ""
+    assert read_metrics(out / "metrics.csv")[-1]["eval/return_mean"] == ""
     assert "final eval return none (run.final_eval_episodes=0)" in capsys.readouterr().out
     assert cli.main(["resume", str(out)]) == 0  # a finished run reports its summary
     assert "already finished" in capsys.readouterr().out
@@ -371,7 +371,7 @@ def test_the_baselines_resume_exactly_after_kill_9(tmp_path, tiny, kill_after, r
     assert a["final_eval_returns"] == b["final_eval_returns"]
     rows = _rows_without_timing(full)  # losses, episode returns, evals: row for row
     assert rows == _rows_without_timing(killed)
-    assert any(r["episode_return_mean"] for r in rows if int(r["env_steps"]) > resumed_from)
+    assert any(r["charts/episodic_return"] for r in rows if int(r["env_steps"]) > resumed_from)
 
 
 def test_a_reader_that_goes_away_is_not_reported_as_an_error():

@@ -30,13 +30,15 @@ from dreamer.baselines.loop import discrete_actions, final_observations
 from dreamer.baselines.networks import QNetwork, torso_kind
 from dreamer.baselines.replay import Replay
 from dreamer.checkpoint import Checkpointer
-from dreamer.evaluation import evaluate_policy, make_vector_env
+from dreamer.evaluation import Video, evaluate_policy, make_vector_env
 from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.runlog import LEARNING_RATE
 
 __all__ = ["DQNConfig", "evaluate", "train"]
 
 ALGO = "dqn"
-METRICS = ("loss/q", "q_mean", "grad_norm")
+METRICS = ("losses/td", "losses/q_values", "charts/grad_norm")
+"""Update metrics averaged into each row (``runlog.METRIC_NAMES`` gives the scheme)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,8 +138,9 @@ def _train(
             book.check_finite(all(bool(m["finite"]) for m in fetched), env_steps)
             metrics = {k: float(np.mean([m[k] for m in fetched])) for k in METRICS}
         pending.clear()
-        metrics["epsilon"] = linear_epsilon(p, env_steps)
-        metrics["replay_size"] = replay.size
+        metrics[LEARNING_RATE] = p.lr
+        metrics["charts/epsilon"] = linear_epsilon(p, env_steps)
+        metrics["charts/replay_size"] = replay.size
         book.write_row(env_steps, updates, metrics, evaluated=evaluated)
 
     def save() -> None:
@@ -219,8 +222,10 @@ def _update(
     return state, metrics
 
 
-def evaluate(cfg: DQNConfig, run_dir: str | Path, *, episodes: int) -> list[float]:
-    """Greedy (``dqn.eval_epsilon``) returns of the newest checkpoint."""
+def evaluate(
+    cfg: DQNConfig, run_dir: str | Path, *, episodes: int, video: Video | None = None
+) -> list[float]:
+    """Greedy (``dqn.eval_epsilon``) returns of the newest checkpoint, recorded if ``video``."""
     venv = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
     try:
         parts = build(cfg, venv.single_observation_space, venv.single_action_space)
@@ -236,4 +241,4 @@ def evaluate(cfg: DQNConfig, run_dir: str | Path, *, episodes: int) -> list[floa
     params = arrays["learner"].params
     actor = greedy_actor(parts.learner, params, cfg.dqn.eval_epsilon, cfg.run.seed)
     seed = cfg.run.seed + 2 * EVAL_SEED_OFFSET + int(meta["env_steps"])
-    return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed)
+    return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)

@@ -159,9 +159,9 @@ def make_learner(p: DQNParams, network: QNetwork, *, augment: bool) -> Learner:
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         grad_norm = optax.tree.norm(grads)
         metrics = {
-            "loss/q": loss,
-            "q_mean": q_t.mean(),
-            "grad_norm": grad_norm,
+            "losses/td": loss,
+            "losses/q_values": q_t.mean(),
+            "charts/grad_norm": grad_norm,
             "td_abs": jnp.abs(td),
             "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm),
         }

@@ -19,23 +19,24 @@ from dreamer.baselines.loop import discrete_actions, final_observations
 from dreamer.baselines.networks import ActorCritic, torso_kind
 from dreamer.baselines.ppo_learning import Learner, LearnerState, Rollout, make_learner
 from dreamer.checkpoint import Checkpointer
-from dreamer.evaluation import evaluate_policy, make_vector_env
+from dreamer.evaluation import Video, evaluate_policy, make_vector_env
 from dreamer.runbook import EVAL_SEED_OFFSET, RunBook, crossed
 
 __all__ = ["PPOConfig", "evaluate", "train"]
 
 ALGO = "ppo"
 METRICS = (
-    "loss/policy",
-    "loss/value",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "grad_norm",
-    "explained_variance",
-    "lr",
-    "clip_range",
+    "losses/policy",
+    "losses/value",
+    "losses/entropy",
+    "losses/approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+    "charts/grad_norm",
+    "charts/learning_rate",
+    "charts/clip_range",
 )
+"""Update metrics averaged into each row (``runlog.METRIC_NAMES`` gives the scheme)."""
 
 
 def build(cfg: PPOConfig, observation_space: Any, action_space: Any) -> Learner:
@@ -173,8 +174,10 @@ def _collect(
     return obs, act_key
 
 
-def evaluate(cfg: PPOConfig, run_dir: str | Path, *, episodes: int) -> list[float]:
-    """Greedy returns of the newest checkpoint."""
+def evaluate(
+    cfg: PPOConfig, run_dir: str | Path, *, episodes: int, video: Video | None = None
+) -> list[float]:
+    """Greedy returns of the newest checkpoint, recorded if ``video``."""
     venv = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
     try:
         space = venv.single_observation_space
@@ -189,6 +192,5 @@ def evaluate(cfg: PPOConfig, run_dir: str | Path, *, episodes: int) -> list[floa
         checkpointer.close()
     state: LearnerState = arrays["learner"]
     seed = cfg.run.seed + 2 * EVAL_SEED_OFFSET + int(meta["env_steps"])
-    return evaluate_policy(
-        cfg.env, greedy_actor(learner, state.params), episodes=episodes, seed=seed
-    )
+    actor = greedy_actor(learner, state.params)
+    return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)

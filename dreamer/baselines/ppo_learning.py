@@ -168,11 +168,11 @@ def make_learner(cfg: PPOConfig, network: ActorCritic) -> Learner:
         loss = policy + p.vf_coef * values - p.ent_coef * entropy
         log_ratio = logp - batch["logp"]
         metrics = {
-            "loss/policy": policy,
-            "loss/value": values,
-            "entropy": entropy,
-            "approx_kl": jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio),
-            "clip_fraction": jnp.mean(jnp.abs(jnp.exp(log_ratio) - 1.0) > clip),
+            "losses/policy": policy,
+            "losses/value": values,
+            "losses/entropy": entropy,
+            "losses/approx_kl": jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio),
+            "losses/clipfrac": jnp.mean(jnp.abs(jnp.exp(log_ratio) - 1.0) > clip),
         }
         return loss, metrics
 
@@ -203,7 +203,7 @@ def make_learner(cfg: PPOConfig, network: ActorCritic) -> Learner:
             grads, metrics = jax.grad(loss_fn, has_aux=True)(params, batch, clip)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             updates = jax.tree.map(lambda u: -lr * u, updates)
-            metrics["grad_norm"] = optax.tree.norm(grads)
+            metrics["charts/grad_norm"] = optax.tree.norm(grads)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
         def epoch(carry: tuple, key: chex.PRNGKey) -> tuple[tuple, dict]:
@@ -217,11 +217,14 @@ def make_learner(cfg: PPOConfig, network: ActorCritic) -> Learner:
         )
         metrics = jax.tree.map(jnp.mean, metrics)
         returns = data["return"]
+        explained = 1.0 - jnp.var(returns - data["value"]) / (jnp.var(returns) + 1e-8)
         metrics.update(
-            lr=lr,
-            clip_range=clip,
-            explained_variance=1.0 - jnp.var(returns - data["value"]) / (jnp.var(returns) + 1e-8),
-            finite=jnp.all(jnp.array([jnp.isfinite(v) for v in jax.tree.leaves(metrics)])),
+            {
+                "charts/learning_rate": lr,
+                "charts/clip_range": clip,
+                "losses/explained_variance": explained,
+                "finite": jnp.all(jnp.array([jnp.isfinite(v) for v in jax.tree.leaves(metrics)])),
+            }
         )
         new_state = LearnerState(params=params, opt_state=opt_state, step=rollouts, rng=rng)
         return new_state, metrics
