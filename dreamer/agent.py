@@ -117,8 +117,10 @@ def train(
 ) -> dict[str, Any]:
     """Train (or continue) an EfficientZero run in ``run_dir``; returns the summary.
 
-    ``profile`` waits for the device after every phase so that ``seconds_by_phase`` in the
-    summary attributes time exactly (the benchmarks use it; it costs some overlap).
+    A JAX-native environment (``gymnax:<id>``, a factory returning ``envs.JaxEnv``) runs the
+    fused loop (``dreamer.fused_loop``), any other the host loop. ``profile`` waits for the
+    device after every phase of the host loop so that ``seconds_by_phase`` in the summary
+    attributes time exactly (the benchmarks use it; it costs some overlap).
     """
     run_dir = Path(run_dir)
     if resume and Checkpointer(run_dir).latest_step() is None:
@@ -126,7 +128,11 @@ def train(
             f"{run_dir} has no complete checkpoint to resume from; start the run again "
             "with `python -m dreamer train`."
         )
-    _validate(cfg)
+    if is_jax_native(cfg):
+        from dreamer import fused_loop
+
+        return fused_loop.train_seeds(cfg, [run_dir], [cfg.run.seed], resume=resume)[0]
+    validate(cfg)
     agent = Agent(cfg)
     book = RunBook(ALGO, cfg, run_dir, resume=resume)
     try:
@@ -325,10 +331,26 @@ class HostLoop:
         return book.finish(self.env_steps, self.updates, returns, extra)
 
 
+def is_jax_native(cfg: Config) -> bool:
+    """Whether ``cfg``'s environment is JAX-native (it then trains in the fused loop)."""
+    import envs
+
+    return (
+        envs.is_jax_env_id(cfg.env.id)
+        or envs.try_make_jax(cfg.env.id, **cfg.env.options) is not None
+    )
+
+
 def evaluate(
     cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
 ) -> list[float]:
     """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
+    if is_jax_native(cfg):
+        from dreamer import fused_loop
+
+        if video is not None:
+            raise ConfigError(f"{cfg.env.id} is a JAX-native env: it renders no video frames.")
+        return fused_loop.evaluate_checkpoint(cfg, Path(run_dir), episodes=episodes)
     agent = Agent(cfg)
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     arrays, meta = ckpt.restore({"learner": agent.new_learner()})
@@ -339,7 +361,8 @@ def evaluate(
     return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)
 
 
-def _validate(cfg: Config) -> None:
+def validate(cfg: Config) -> None:
+    """Settings that are valid one by one but cannot train together; a clear error."""
     if cfg.loop.warmup_steps >= cfg.run.env_steps and cfg.loop.extra_updates == 0:
         raise ConfigError(
             f"loop.warmup_steps={cfg.loop.warmup_steps} >= run.env_steps={cfg.run.env_steps}: "

@@ -160,7 +160,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     algo, cfg = load_run(run_dir)
     step = latest_checkpoint(run_dir)
     if step is None:
-        raise CheckpointError(f"{run_dir} has no complete checkpoint to evaluate yet.")
+        raise CheckpointError(
+            f"{run_dir} has no complete checkpoint to evaluate yet (the run stopped before "
+            f"its first one); `{resume_command(run_dir)}` starts it over."
+        )
     where = run_dir / CHECKPOINT_DIR / str(step)
     print(f"evaluating the newest checkpoint of {run_dir}: env step {step} ({where})")
     video = None

@@ -13,6 +13,7 @@ The configs hold values only: they never build environments or compute anything.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 from typing import Any, Literal
 
 from dreamer.configtree import (
@@ -396,7 +397,15 @@ class Config:
         learn_steps = max(0, self.run.env_steps - self.loop.warmup_steps)
         return round(learn_steps * self.loop.replay_ratio) + self.loop.extra_updates
 
+    @property
+    def replay_ratio_fraction(self) -> tuple[int, int]:
+        """``loop.replay_ratio`` as a fraction p / q (q <= 10,000), for exact update counts."""
+        ratio = fractions.Fraction(self.loop.replay_ratio).limit_denominator(10_000)
+        return ratio.numerator, ratio.denominator
+
     def updates_by(self, env_steps: int) -> int:
         """Updates made once ``env_steps`` real steps are collected (before the final
-        ``loop.extra_updates``): ``floor((env_steps - warmup) * replay_ratio)``."""
-        return int(max(0, env_steps - self.loop.warmup_steps) * self.loop.replay_ratio)
+        ``loop.extra_updates``): ``floor((env_steps - warmup) * p / q)`` in integers, the same
+        in the host loop and inside the fused loop."""
+        p, q = self.replay_ratio_fraction
+        return max(0, env_steps - self.loop.warmup_steps) * p // q

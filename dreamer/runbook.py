@@ -101,6 +101,7 @@ class RunBook:
         self._start = time.perf_counter()
         self._sps_mark = (time.perf_counter(), 0)
         self.progress: Progress | None = None
+        self._episode_totals = (0.0, 0.0, 0)  # (return sum, length sum, count) from add_episodes
         self._running: np.ndarray | None = None  # returns of the running training episodes
         self._lengths: np.ndarray | None = None  # and their lengths so far
         model = getattr(cfg, "model", None)  # EfficientZero's categorical supports
@@ -112,11 +113,10 @@ class RunBook:
     def wall_seconds(self) -> float:
         return self._wall_before + time.perf_counter() - self._start
 
-    def start_progress(self, env_steps: int) -> None:
+    def start_progress(self, env_steps: int, *, show: bool = True) -> None:
         self._sps_mark = (time.perf_counter(), env_steps)
-        self.progress = Progress(
-            self.cfg.run.env_steps, env_steps, enabled=self.cfg.run.progress, desc=self.algo
-        )
+        enabled = show and self.cfg.run.progress
+        self.progress = Progress(self.cfg.run.env_steps, env_steps, enabled=enabled, desc=self.algo)
 
     def advance(self, steps: int) -> None:
         if self.progress is not None:
@@ -138,6 +138,16 @@ class RunBook:
         self._lengths[done] = 0
         self.advance(len(reward))
 
+    def add_episodes(self, return_sum: float, length_sum: float, count: int) -> None:
+        """Training episodes counted elsewhere (the fused loop sums them on the device)."""
+        r, n, c = self._episode_totals
+        self._episode_totals = (r + return_sum, n + length_sum, c + int(count))
+
+    @property
+    def stop_requested(self) -> int | None:
+        """The signal that asked the run to stop, if one did (see ``stop_if_requested``)."""
+        return self._stop.signum
+
     # -- evaluation and metrics --------------------------------------------------------------
     def evaluate(
         self,
@@ -157,8 +167,12 @@ class RunBook:
             seed=self.cfg.run.seed + EVAL_SEED_OFFSET + env_steps,
             max_steps=max_steps,
         )
-        self.eval_curve.append((env_steps, float(np.mean(returns))))
+        self.add_eval(env_steps, returns)
         return returns
+
+    def add_eval(self, env_steps: int, returns: list[float]) -> None:
+        """An evaluation's returns at ``env_steps`` (its mean joins the eval curve)."""
+        self.eval_curve.append((env_steps, float(np.mean(returns))))
 
     def write_row(
         self,
@@ -179,12 +193,15 @@ class RunBook:
         self._sps_mark = (now, env_steps)
         returns, lengths = self.episode_returns, self.episode_lengths
         self.episode_returns, self.episode_lengths = [], []
+        return_sum, length_sum, count = self._episode_totals
+        self._episode_totals = (0.0, 0.0, 0)
+        count += len(returns)
         row = {
             "env_steps": env_steps,
             "updates": updates,
             "wall_seconds": round(self.wall_seconds(), 3),
-            EPISODIC_RETURN: float(np.mean(returns)) if returns else None,
-            EPISODIC_LENGTH: float(np.mean(lengths)) if lengths else None,
+            EPISODIC_RETURN: (return_sum + float(np.sum(returns))) / count if count else None,
+            EPISODIC_LENGTH: (length_sum + float(np.sum(lengths))) / count if count else None,
             EVAL_RETURN: self._eval_at(env_steps) if evaluated else None,
             SPS: sps,
         }

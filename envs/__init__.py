@@ -10,10 +10,15 @@ envs.register("corridor", make_corridor)                 # a short name of our o
 venv = envs.make_vector("ALE/Pong-v5", 8, seed=0)        # SAME_STEP autoreset
 ```
 
-This package depends on gymnasium, ale-py and numpy only; it never imports ``dreamer``.
+JAX-native environments (``envs.make_jax("gymnax:CartPole-v1")``, ``JaxEnv``) run the fused
+loop, whole runs inside ``jit``.
+
+This package depends on gymnasium, ale-py, numpy and jax (gymnax for ``gymnax:`` ids); it
+never imports ``dreamer``.
 """
 
 from envs.atari import MODES, Atari100kEnv, AtariOptions
+from envs.jax_envs import JaxEnv, JaxEnvError, is_jax_env_id, jax_native, make_jax, try_make_jax
 from envs.registry import EnvFactory, EnvFactoryError, make, make_vector, register
 
 __all__ = [
@@ -22,6 +27,12 @@ __all__ = [
     "AtariOptions",
     "EnvFactory",
     "EnvFactoryError",
+    "JaxEnv",
+    "JaxEnvError",
+    "is_jax_env_id",
+    "jax_native",
+    "make_jax",
+    "try_make_jax",
     "make",
     "make_vector",
     "register",

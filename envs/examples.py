@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from envs.jax_envs import JaxEnv, jax_native
 
 
 class Corridor(gymnasium.Env):
@@ -55,3 +59,40 @@ def make_corridor(*, length: int = 8, max_steps: int = 32, mode: str = "train") 
     """
     del mode
     return Corridor(length=length, max_steps=max_steps)
+
+
+@jax_native
+def make_jax_corridor(*, length: int = 8, max_steps: int = 32) -> JaxEnv:
+    """The corridor as a JAX-native env (``--env envs.examples:make_jax_corridor`` runs the
+    fused loop): the same dynamics as ``Corridor``, reset and step as pure functions."""
+    if length < 2:
+        raise ValueError(f"length must be >= 2, got {length}")
+
+    def observe(position: jax.Array) -> jax.Array:
+        return jax.nn.one_hot(position, length, dtype=jnp.float32)
+
+    def reset(key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        del key  # a deterministic start
+        state = {"position": jnp.zeros((), jnp.int32), "steps": jnp.zeros((), jnp.int32)}
+        return observe(state["position"]), state
+
+    def step(key: jax.Array, state: dict[str, jax.Array], action: jax.Array) -> tuple:
+        move = jnp.where(action > 0, 1, -1)
+        position = jnp.clip(state["position"] + move, 0, length - 1)
+        steps = state["steps"] + 1
+        terminated = position == length - 1
+        truncated = ~terminated & (steps >= max_steps)
+        done = terminated | truncated
+        fresh_obs, fresh = reset(key)
+        nxt = {"position": position, "steps": steps}
+        state = jax.tree.map(lambda f, n: jnp.where(done, f, n), fresh, nxt)
+        obs = jnp.where(done, fresh_obs, observe(position))
+        return obs, state, terminated.astype(jnp.float32), terminated, truncated
+
+    return JaxEnv(
+        reset=reset,
+        step=step,
+        observation_space=gymnasium.spaces.Box(0.0, 1.0, (length,), np.float32),
+        action_space=gymnasium.spaces.Discrete(2),
+        id="envs.examples:make_jax_corridor",
+    )

@@ -1,0 +1,189 @@
+"""JAX-native environments: reset and step as pure functions of a key and a state.
+
+The fused training loop (``dreamer.fused``) steps such an environment inside ``jit``, with
+envs and seeds ``vmap``ped. The protocol is one frozen record, ``JaxEnv``:
+
+```python
+obs, state = env.reset(key)                                      # one env, unbatched
+obs, state, reward, terminated, truncated = env.step(key, state, action)
+```
+
+``step`` resets by itself: when the episode ends (``terminated`` or ``truncated``) the
+returned ``obs`` and ``state`` are already those of a new episode (gymnasium's ``SAME_STEP``
+autoreset). ``terminated`` means a terminal state (value 0 afterwards); ``truncated`` a cut
+(a time limit). ``observation_space`` / ``action_space`` are gymnasium spaces, read by the
+agent exactly as for a gymnasium env.
+
+Sources (``make_jax``):
+
+- ``gymnax:<id>``: a gymnax environment (``gymnax.make(id)``: CartPole-v1, Acrobot-v1,
+  MountainCar-v0, the MinAtar games, the bsuite tasks), adapted here: a gymnax ``done`` that
+  comes from the episode's time limit becomes ``truncated``;
+- ``package.module:factory``: the factory returns a ``JaxEnv`` (``factory(**options)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+GYMNAX_PREFIX = "gymnax:"
+
+
+@dataclasses.dataclass(frozen=True)
+class JaxEnv:
+    """A JAX-native environment (see the module docstring for the protocol)."""
+
+    reset: Callable[[jax.Array], tuple[jax.Array, Any]]
+    """``key -> (obs, state)``."""
+    step: Callable[[jax.Array, Any, jax.Array], tuple[jax.Array, Any, Any, Any, Any]]
+    """``(key, state, action) -> (obs, state, reward, terminated, truncated)``, resetting by
+    itself when the episode ends."""
+    observation_space: gymnasium.spaces.Box
+    action_space: gymnasium.spaces.Discrete
+    id: str = "jax-env"
+
+
+class JaxEnvError(ValueError):
+    """A JAX-native environment that cannot be used; the message says why and what to do."""
+
+
+def is_jax_env_id(env_id: str) -> bool:
+    """Whether ``env_id`` names a JAX-native env without making it: ``gymnax:<id>``. (A
+    ``module:factory`` id is JAX-native if its factory returns a ``JaxEnv``: see
+    ``try_make_jax``.)"""
+    return env_id.startswith(GYMNAX_PREFIX)
+
+
+def make_jax(env_id: str, **options: Any) -> JaxEnv:
+    """The JAX-native env ``env_id`` (``gymnax:<id>`` or ``package.module:factory``)."""
+    env = try_make_jax(env_id, **options)
+    if env is None:
+        raise JaxEnvError(
+            f"{env_id!r} is not a JAX-native environment: use gymnax:<id> (e.g. "
+            "gymnax:CartPole-v1) or a package.module:factory that returns envs.JaxEnv."
+        )
+    return env
+
+
+def try_make_jax(env_id: str, **options: Any) -> JaxEnv | None:
+    """``make_jax(env_id)`` if ``env_id`` is JAX-native, else None (a gymnasium env)."""
+    if env_id.startswith(GYMNAX_PREFIX):
+        return _from_gymnax(env_id[len(GYMNAX_PREFIX) :], **options)
+    if ":" not in env_id or "/" in env_id:
+        return None
+    module_name, _, attr = env_id.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return None  # the gymnasium registry reports it
+    if not getattr(factory, "jax_native", False):
+        return None
+    env = factory(**options)
+    if not isinstance(env, JaxEnv):
+        raise JaxEnvError(
+            f"{env_id} is marked jax_native but returned {type(env).__name__}, not envs.JaxEnv."
+        )
+    check_jax_env(env)
+    return env
+
+
+def jax_native(factory: Callable[..., JaxEnv]) -> Callable[..., JaxEnv]:
+    """Mark a ``module:factory`` as returning a ``JaxEnv`` (so ``--env module:factory`` runs
+    the fused loop): ``@envs.jax_native def make_my_env(**options) -> JaxEnv``."""
+    factory.jax_native = True  # type: ignore[attr-defined]
+    return factory
+
+
+def check_jax_env(env: JaxEnv) -> None:
+    """Trace ``reset`` and ``step`` once (no computation) and check the outputs against the
+    spaces; a clear ``JaxEnvError`` if they cannot be jitted or do not match."""
+    if not isinstance(env.action_space, gymnasium.spaces.Discrete):
+        raise JaxEnvError(f"{env.id}: the action space must be Discrete, not {env.action_space}.")
+    if not isinstance(env.observation_space, gymnasium.spaces.Box):
+        raise JaxEnvError(f"{env.id}: the observation space must be a Box.")
+    key = jax.random.PRNGKey(0)
+    try:
+        obs, state = jax.eval_shape(env.reset, key)
+        action = jax.ShapeDtypeStruct((), jnp.int32)
+        out = jax.eval_shape(env.step, key, jax.tree.map(_like, state), action)
+    except Exception as e:  # tracing errors come in many types
+        raise JaxEnvError(
+            f"{env.id}: reset/step cannot be traced by jax ({type(e).__name__}: "
+            f"{str(e)[:200]}). They must be pure functions of jax arrays (no Python control "
+            "flow on array values: use jnp.where / jax.lax.cond)."
+        ) from e
+    shape = tuple(env.observation_space.shape)
+    for name, o in (("reset", obs), ("step", out[0])):
+        if tuple(o.shape) != shape:
+            raise JaxEnvError(
+                f"{env.id}: {name} returns observations of shape {tuple(o.shape)}, the "
+                f"observation space says {shape}."
+            )
+    for name, value in zip(("reward", "terminated", "truncated"), out[2:], strict=True):
+        if tuple(value.shape) != ():
+            raise JaxEnvError(f"{env.id}: step's {name} must be a scalar, got {value.shape}.")
+
+
+def _like(x: Any) -> Any:
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+
+# -- gymnax -----------------------------------------------------------------------------------
+
+
+def _from_gymnax(name: str, **options: Any) -> JaxEnv:
+    try:
+        import gymnax
+    except ImportError as e:
+        raise JaxEnvError(f"gymnax:{name} needs the gymnax package: pip install gymnax.") from e
+    try:
+        env, params = gymnax.make(name, **options)
+    except (ValueError, KeyError, TypeError) as e:
+        known = ", ".join(sorted(gymnax.registered_envs))
+        raise JaxEnvError(f"gymnax has no environment {name!r} ({e}); known: {known}.") from e
+    obs_space = env.observation_space(params)
+    shape = tuple(int(d) for d in obs_space.shape)
+    observation_space = gymnasium.spaces.Box(
+        np.broadcast_to(np.asarray(obs_space.low, np.float32), shape),
+        np.broadcast_to(np.asarray(obs_space.high, np.float32), shape),
+        shape,
+        np.float32,
+    )
+    action_space = gymnasium.spaces.Discrete(int(env.action_space(params).n))
+    has_time = hasattr(params, "max_steps_in_episode")
+
+    def reset(key: jax.Array) -> tuple[jax.Array, Any]:
+        obs, state = env.reset_env(key, params)
+        return obs.astype(jnp.float32).reshape(shape), state
+
+    def step(key: jax.Array, state: Any, action: jax.Array) -> tuple:
+        key_step, key_reset = jax.random.split(key)
+        obs, nxt, reward, done, _ = env.step_env(key_step, state, action, params)
+        done = jnp.asarray(done, bool)
+        if has_time and hasattr(nxt, "time"):
+            # gymnax ends an episode at its time limit too: that is a cut, not a terminal.
+            terminal = env.is_terminal(nxt.replace(time=jnp.zeros_like(nxt.time)), params)
+            terminated = done & jnp.asarray(terminal, bool)
+        else:
+            terminated = done
+        truncated = done & ~terminated
+        reset_obs, reset_state = env.reset_env(key_reset, params)
+        obs = jnp.where(done, reset_obs, obs).astype(jnp.float32).reshape(shape)
+        state = jax.tree.map(lambda r, n: jnp.where(done, r, n), reset_state, nxt)
+        return obs, state, jnp.asarray(reward, jnp.float32), terminated, truncated
+
+    return JaxEnv(
+        reset=reset,
+        step=step,
+        observation_space=observation_space,
+        action_space=action_space,
+        id=f"{GYMNAX_PREFIX}{name}",
+    )

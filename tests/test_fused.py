@@ -1,0 +1,188 @@
+"""The fused loop: the host loop's results on a deterministic env, vmapped seeds, kill/resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from dreamer import agent as agent_module
+from dreamer import fused_loop
+from dreamer.checkpoint import Checkpointer
+from dreamer.config import apply_overrides
+from dreamer.runlog import read_metrics
+from experiments.efficientzero import debug
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST_ENV, JAX_ENV = "envs.examples:make_corridor", "envs.examples:make_jax_corridor"
+SMALL = [
+    "run.env_steps=120",
+    "run.eval_every=0",
+    "run.checkpoint_every=0",
+    "run.log_every=20",
+    "run.final_eval_episodes=2",
+    "loop.warmup_steps=40",
+    "loop.replay_ratio=0.5",
+    "optim.target_update_every=8",
+]
+
+
+def config(env_id, *more):
+    return apply_overrides(debug(), [f"env.id={env_id}", *SMALL, *more])
+
+
+def restore_learner(cfg, run_dir):
+    """The final learner state of a run on either corridor (the networks are the same)."""
+    agent = agent_module.Agent(apply_overrides(cfg, [f"env.id={HOST_ENV}"]))
+    ckpt = Checkpointer(run_dir)
+    arrays, meta = ckpt.restore({"learner": agent.new_learner()})
+    ckpt.close()
+    return arrays["learner"], meta
+
+
+def test_jax_corridor_matches_the_gymnasium_corridor():
+    host, fused = envs.make(HOST_ENV, max_steps=6), envs.make_jax(JAX_ENV, max_steps=6)
+    obs, _ = host.reset()
+    jobs, state = fused.reset(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(obs, jobs)
+    for action in [1, 1, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1]:
+        obs, reward, terminated, truncated, _ = host.step(action)
+        jobs, state, jreward, jterm, jtrunc = fused.step(jax.random.PRNGKey(1), state, action)
+        if terminated or truncated:
+            obs, _ = host.reset()
+        np.testing.assert_array_equal(obs, jobs)
+        assert (reward, terminated, truncated) == (float(jreward), bool(jterm), bool(jtrunc))
+
+
+def test_a_fused_run_gives_the_host_loops_data_and_updates(tmp_path):
+    """Same seed and schedule on the deterministic corridor: the fused loop (one jit, one
+    seed vmapped) stores the same transitions and makes the same updates as the host loop."""
+    host_cfg, jax_cfg = config(HOST_ENV), config(JAX_ENV)
+    assert not agent_module.is_jax_native(host_cfg) and agent_module.is_jax_native(jax_cfg)
+    a = agent_module.train(host_cfg, tmp_path / "host")
+    b = agent_module.train(jax_cfg, tmp_path / "fused")
+    assert b["loop"] == "fused" and a["updates"] == b["updates"] == 40
+    rows_a, rows_b = (
+        read_metrics(tmp_path / "host/metrics.csv"),
+        read_metrics(tmp_path / "fused/metrics.csv"),
+    )
+    assert [r["env_steps"] for r in rows_a] == [r["env_steps"] for r in rows_b]
+    for key in ("losses/total", "losses/value", "charts/episodic_return"):
+        np.testing.assert_allclose(
+            [float(r[key] or "nan") for r in rows_a],
+            [float(r[key] or "nan") for r in rows_b],
+            rtol=1e-4,
+        )
+    learner_a, _ = restore_learner(host_cfg, tmp_path / "host")
+    learner_b, _ = restore_learner(host_cfg, tmp_path / "fused")
+    assert int(learner_a.step) == int(learner_b.step) == 40
+    for x, y in zip(
+        jax.tree.leaves(learner_a.params), jax.tree.leaves(learner_b.params), strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_vmapped_seeds_differ_and_each_matches_its_run_alone(tmp_path):
+    cfg = config(JAX_ENV, "loop.replay_ratio=0.25")
+    group = fused_loop.train_seeds(
+        cfg, fused_loop.seed_folders(tmp_path / "g", [3, 4]), [3, 4], resume=False
+    )
+    alone = fused_loop.train_seeds(
+        apply_overrides(cfg, ["run.seed=4"]), [tmp_path / "alone"], [4], resume=False
+    )[0]
+    assert [s["seed"] for s in group] == [3, 4]
+    p3, _ = restore_learner(cfg, tmp_path / "g/seed3")
+    p4, _ = restore_learner(cfg, tmp_path / "g/seed4")
+    p4_alone, _ = restore_learner(cfg, tmp_path / "alone")
+    leaves3, leaves4 = jax.tree.leaves(p3.params), jax.tree.leaves(p4.params)
+    assert any(not np.allclose(x, y) for x, y in zip(leaves3, leaves4, strict=True))
+    # float tolerance: a batch of two seeds and a batch of one may round differently
+    for x, y in zip(leaves4, jax.tree.leaves(p4_alone.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    assert group[1]["final_eval_returns"] == pytest.approx(alone["final_eval_returns"])
+    for seed in (3, 4):
+        assert (tmp_path / f"g/seed{seed}/summary.json").exists()
+        assert (
+            json.loads((tmp_path / f"g/seed{seed}/config.json").read_text())["config"]["run"][
+                "seed"
+            ]
+            == seed
+        )
+
+
+def run_python(*argv):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def test_kill_and_resume_a_fused_run_continues_exactly(tmp_path):
+    args = [
+        "--preset",
+        "debug",
+        "--env",
+        JAX_ENV,
+        "--seed",
+        "2",
+        "--set",
+        "run.env_steps=160",
+        "--set",
+        "run.checkpoint_every=60",
+        "--set",
+        "run.log_every=20",
+        "--set",
+        "run.eval_every=80",
+        "--set",
+        "loop.warmup_steps=40",
+    ]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    done = run_python("-m", "dreamer", "train", *args, "--out", str(full))
+    assert done.returncode == 0, done.stderr[-2000:]
+    killer = (
+        "import os, signal, sys\n"
+        "from dreamer import cli, runlog\n"
+        "log = runlog.RunLog.log\n"
+        "def log_then_die(self, row):\n"
+        "    log(self, row)\n"
+        "    if int(row['env_steps']) >= 100:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "runlog.RunLog.log = log_then_die\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    proc = run_python("-c", killer, "train", *args, "--out", str(killed))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert Checkpointer(killed).latest_step() == 60
+    resumed = run_python("-m", "dreamer", "resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((full / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    assert a["eval_curve"] == b["eval_curve"] and a["final_eval_returns"] == b["final_eval_returns"]
+    rows_a, rows_b = read_metrics(full / "metrics.csv"), read_metrics(killed / "metrics.csv")
+    assert [r["losses/total"] for r in rows_a] == [r["losses/total"] for r in rows_b]
+    assert [r["charts/episodic_return"] for r in rows_a] == [
+        r["charts/episodic_return"] for r in rows_b
+    ]
+
+
+def test_a_jax_env_that_cannot_be_traced_gets_a_clear_error():
+    def reset(key):
+        return jnp.zeros(3), {"t": jnp.zeros((), jnp.int32)}
+
+    def step(key, state, action):
+        if action > 0:  # Python control flow on a traced value
+            pass
+        return jnp.zeros(3), state, 0.0, False, False
+
+    import gymnasium
+
+    env = envs.JaxEnv(reset, step, gymnasium.spaces.Box(0, 1, (3,)), gymnasium.spaces.Discrete(2))
+    with pytest.raises(envs.JaxEnvError, match="cannot be traced"):
+        envs.jax_envs.check_jax_env(env)
