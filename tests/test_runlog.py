@@ -53,8 +53,6 @@ def test_resume_drops_events_after_the_checkpoint_and_appends_to_one_file(tmp_pa
         ("losses/value", "losses/value"),  # names with a "/" are kept
         ("charts/epsilon", "charts/epsilon"),
         ("grad_norm", "charts/grad_norm"),  # bare names become charts
-        ("loss", "losses/total"),  # the EfficientZero learner's names until it renames them
-        ("loss/policy", "losses/policy"),
         ("learning_rate", "charts/learning_rate"),
     ],
 )
