@@ -18,7 +18,8 @@ Sources (``make_jax``):
 
 - ``gymnax:<id>``: a gymnax environment (``gymnax.make(id)``: CartPole-v1, Acrobot-v1,
   MountainCar-v0, the MinAtar games, the bsuite tasks), adapted here: a gymnax ``done`` that
-  comes from the episode's time limit becomes ``truncated``;
+  comes from the episode's time limit becomes ``truncated``, and observations of several
+  axes are flattened to vectors (option ``flatten``, default true);
 - ``package.module:factory``: the factory returns a ``JaxEnv`` (``factory(**options)``).
 """
 
@@ -139,7 +140,9 @@ def _like(x: Any) -> Any:
 # -- gymnax -----------------------------------------------------------------------------------
 
 
-def _from_gymnax(name: str, **options: Any) -> JaxEnv:
+def _from_gymnax(name: str, *, flatten: bool = True, **options: Any) -> JaxEnv:
+    """gymnax env ``name``; with ``flatten`` an observation of several axes (MinAtar's
+    ``[10, 10, C]``, DeepSea's ``[N, N]``) becomes a vector, the MLP trunk's input."""
     try:
         import gymnax
     except ImportError as e:
@@ -150,10 +153,11 @@ def _from_gymnax(name: str, **options: Any) -> JaxEnv:
         known = ", ".join(sorted(gymnax.registered_envs))
         raise JaxEnvError(f"gymnax has no environment {name!r} ({e}); known: {known}.") from e
     obs_space = env.observation_space(params)
-    shape = tuple(int(d) for d in obs_space.shape)
+    native = tuple(int(d) for d in obs_space.shape)
+    shape = (int(np.prod(native)),) if flatten and len(native) > 1 else native
     observation_space = gymnasium.spaces.Box(
-        np.broadcast_to(np.asarray(obs_space.low, np.float32), shape),
-        np.broadcast_to(np.asarray(obs_space.high, np.float32), shape),
+        np.broadcast_to(np.asarray(obs_space.low, np.float32), native).reshape(shape),
+        np.broadcast_to(np.asarray(obs_space.high, np.float32), native).reshape(shape),
         shape,
         np.float32,
     )
