@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dreamer import algos, runlock
+from dreamer import algos, groups, runlock
 from dreamer.checkpoint import CHECKPOINT_DIR, CheckpointError, latest_checkpoint
 from dreamer.compilation import enable_compilation_cache
 from dreamer.config import (
@@ -105,6 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     algo = algos.get(args.algo)
     run_dir = args.folder = Path(args.out) if args.out else default_run_dir(args.algo, cfg)
+    if args.seeds is not None:  # a group: one folder per seed, fused where the env allows
+        seeds = parse_seeds(args.seeds)
+        groups.print_group(run_dir, groups.train_group(args.algo, cfg, run_dir, seeds))
+        return 0
     with runlock.hold(run_dir):  # the folder is checked, created and locked first
         check_can_start(run_dir)
         if (run_dir / CONFIG_FILE).exists():
@@ -116,6 +120,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = args.folder = Path(args.run_dir)
+    if groups.is_group(run_dir):
+        groups.print_group(run_dir, groups.resume_group(run_dir))
+        return 0
     algo, cfg = load_run(run_dir)
     with runlock.hold(run_dir):
         if args.steps is not None:
@@ -284,6 +291,11 @@ def parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="start a run")
     add_config_args(train)
     train.add_argument("--out", help="run folder (default runs/env__algo__seed__time)")
+    train.add_argument(
+        "--seeds",
+        help="several seeds, 0,1,2 or 0-9: one run folder each, OUT/seed<k>; EfficientZero "
+        "on a JAX-native env (gymnax:<id>) trains them together in one process",
+    )
     train.set_defaults(func=cmd_train)
 
     resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
