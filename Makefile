@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores gpu-check timing
+.PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores gpu-check timing \
+	mutation planted-bugs
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +56,17 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
+# Mutation testing of the core (not part of `make test`): a fixed sample of mutants per module,
+# each run against the tests that cover its module; report in results/mutation/report.md.
+# MUTATION_ARGS="--sample all" runs every mutant (hours); see benchmarks/mutation.py.
+MUTATION_ARGS ?=
+mutation: $(STAMP)
+	nice -n 15 $(PY) -m benchmarks.mutation $(MUTATION_ARGS)
+
+# The bugs of issue 12, planted one at a time: each must make its tests fail.
+planted-bugs: $(STAMP)
+	nice -n 15 $(PY) -m benchmarks.planted_bugs
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -64,4 +76,4 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache mutants

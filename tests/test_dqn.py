@@ -161,10 +161,32 @@ def test_networks_shapes_and_random_shift():
     np.testing.assert_array_equal(random_shift(jax.random.PRNGKey(1), images, 0), images)
     shifted = random_shift(jax.random.PRNGKey(1), images, 4)
     assert shifted.shape == images.shape and shifted.dtype == images.dtype
+    _check_shift_values()
     torch_net = QNetwork(NetworkConfig(kind="mlp", hidden=(8,), init="torch"), 2, dueling=False)
     torch_params = jax.jit(torch_net.init)(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
     bias = torch_params["params"]["Torso_0"]["Linear_0"]["Dense_0"]["bias"]
     assert 0 < float(jnp.abs(bias).max()) <= 0.5  # uniform in +-1/sqrt(fan_in = 4)
+
+
+def _check_shift_values(batch=64, pad=3, size=12):
+    """Each example is its edge-padded image cropped at one offset in [0, 2 pad]^2, the same
+    for every frame of its stack; offsets vary over the batch."""
+    b, f, i, j = np.meshgrid(
+        np.arange(batch), np.arange(2), np.arange(size), np.arange(size), indexing="ij"
+    )
+    images = (b * 10_000 + f * 1_000 + 30 * i + j).astype(np.float32)[..., None]
+    out = np.asarray(random_shift(jax.random.PRNGKey(3), jnp.asarray(images), pad))
+    offsets = set()
+    for e in range(batch):
+        padded = np.pad(images[e], ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+        # the centre pixel (6, 6) is never an edge copy: it tells the offset
+        value = out[e, 0, 6, 6, 0] - e * 10_000
+        dy, dx = int(value // 30) - 6 + pad, int(value % 30) - 6 + pad
+        assert 0 <= dy <= 2 * pad and 0 <= dx <= 2 * pad
+        np.testing.assert_array_equal(out[e], padded[:, dy : dy + size, dx : dx + size])
+        offsets.add((dy, dx))
+    assert len(offsets) > 20  # of 49
+    assert {d for o in offsets for d in o} == set(range(2 * pad + 1))
 
 
 def test_repeated_updates_lower_the_loss():

@@ -93,10 +93,20 @@ def test_state_norm_off_leaves_latents_unscaled_and_bfloat16_computes_in_bfloat1
 
 
 def test_same_key_same_output():
-    _, v1, _ = _init(TINY_MLP, (5,), jnp.float32)
-    _, v2, _ = _init(TINY_MLP, (5,), jnp.float32)
-    chex_equal = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), v1, v2)
-    assert all(jax.tree.leaves(chex_equal))
+    """Two independent inits with one key agree, in parameters and outputs; another key
+    gives other parameters."""
+    net1, v1, obs = _init(TINY_MLP, (5,), jnp.float32)
+    net2, v2, _ = _init(TINY_MLP, (5,), jnp.float32)
+    assert v1 is not v2
+    assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), v1, v2)))
+    moved = jax.tree.map(lambda x: x + 0.1, v1)  # non-zero heads, so the outputs say something
+    out1 = net1.apply(moved, obs, jnp.array([0, 1, 2]))
+    out2 = net2.apply(jax.tree.map(lambda x: x + 0.1, v2), obs, jnp.array([0, 1, 2]))
+    for a, b in zip(jax.tree.leaves(out1), jax.tree.leaves(out2), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = net1.init(jax.random.PRNGKey(1), obs, jnp.zeros(3, jnp.int32))
+    differs = jax.tree.map(lambda a, b: not bool(jnp.array_equal(a, b)), v1, other)
+    assert any(jax.tree.leaves(differs))
 
 
 def test_heads_start_at_zero_value():
@@ -108,21 +118,36 @@ def test_heads_start_at_zero_value():
 
 
 def test_finite_gradients_for_every_parameter():
+    """Every parameter gets a finite, non-zero gradient: a parameter cut off from the outputs
+    (zero gradient) fails too. The zero-initialised output layers are moved first, otherwise
+    the layers before them get no gradient by construction."""
     net, variables, obs = _init(TINY_CONV, (4, 96, 96, 3), jnp.uint8, batch=2)
+    keys = iter(jax.random.split(jax.random.PRNGKey(5), len(jax.tree.leaves(variables))))
+    params = jax.tree.map(
+        lambda x: x + 0.05 * jax.random.normal(next(keys), x.shape), variables["params"]
+    )
+
+    lstm = tuple(jax.random.normal(jax.random.PRNGKey(k), (2, 8)) for k in (6, 7))
+
+    def everything(module, obs):  # as __call__, from a non-zero LSTM state (else the
+        latent = module.represent(obs, True)  # forget gate and recurrent kernels get none)
+        nxt, new_lstm, prefix = module.dynamics(latent, lstm, jnp.array([1, 2]), True)
+        outs = module.predict(latent, True) + (prefix, *new_lstm)
+        return outs + (module.project(nxt, True, True), module.project(latent, False, True))
 
     def loss(params):
         out, _ = net.apply(
             {"params": params, "batch_stats": variables["batch_stats"]},
             obs,
-            jnp.array([1, 2]),
-            train=True,
+            method=everything,
             mutable=["batch_stats"],
         )
         return sum(jnp.sum(jnp.sin(o)) for o in out)
 
-    grads = jax.grad(loss)(variables["params"])
+    grads = jax.grad(loss)(params)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.isfinite(g).all()), path
+        assert float(jnp.abs(g).max()) > 0.0, path
 
 
 def test_batchnorm_inference_is_per_example():
