@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dreamer import compute
 from dreamer.actor import greedy_policy, make_actor
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, ConfigError
@@ -219,6 +220,14 @@ class HostLoop:
         means = {k: float(v) / max(count - skipped, 1.0) for k, v in sums.items()}
         return {**means, "charts/skipped_updates": skipped}
 
+    def compute_spent(self) -> dict[str, int]:
+        """Model evaluations spent so far (``dreamer.compute``)."""
+        chunk_slots = self.agent.learner.chunk_slots
+        return compute.spent(self.cfg, self.env_steps, self.updates, chunk_slots)
+
+    def row_metrics(self) -> dict[str, float]:
+        return {**self.pop_metrics(), **compute.as_metrics(self.compute_spent())}
+
     # -- evaluation and checkpoints -------------------------------------------------------------
     def evaluate(self, episodes: int, *, final: bool) -> list[float]:
         tick = time.perf_counter()
@@ -312,7 +321,7 @@ class HostLoop:
                     self.evaluate(run.eval_episodes, final=False)
                 if evaluated or crossed(before, self.env_steps, run.log_every):
                     book.write_row(
-                        self.env_steps, self.updates, self.pop_metrics(), evaluated=evaluated
+                        self.env_steps, self.updates, self.row_metrics(), evaluated=evaluated
                     )
                 if crossed(before, self.env_steps, run.checkpoint_every):
                     self.save()
@@ -320,14 +329,18 @@ class HostLoop:
             if self.updates < cfg.total_updates:
                 self.learn(cfg.total_updates - self.updates)  # loop.extra_updates at the end
             returns = self.evaluate(run.final_eval_episodes, final=True)
-            book.write_row(self.env_steps, self.updates, self.pop_metrics(), evaluated=True)
+            book.write_row(self.env_steps, self.updates, self.row_metrics(), evaluated=True)
             self.save()
         finally:
             venv.close()
         # Bookkeeping between the phases (metrics rows, progress, key splits, env resets).
         self.timing["host"] = time.perf_counter() - started - sum(self.timing.values())
         phases = {k: round(v, 3) for k, v in self.timing.items()}
-        extra = {"seconds_by_phase": phases, "counts": dict(self.counts)}
+        extra = {
+            "seconds_by_phase": phases,
+            "counts": dict(self.counts),
+            "compute": self.compute_spent(),
+        }
         return book.finish(self.env_steps, self.updates, returns, extra)
 
 

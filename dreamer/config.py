@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import math
 from typing import Any, Literal
 
 from dreamer.configtree import (
@@ -33,6 +34,7 @@ from dreamer.configtree import (
 __all__ = [
     "Config",
     "ConfigError",
+    "DreamConfig",
     "EnvConfig",
     "LoopConfig",
     "ModelConfig",
@@ -369,6 +371,47 @@ class LoopConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DreamConfig:
+    """Dreaming: policy targets from searches at imagined states of the learned model.
+
+    Each update takes ``ceil(ratio * batch_size / horizon)`` real replayed states, encodes
+    them with the target network and rolls its dynamics ``horizon`` steps forward, drawing
+    actions from its policy prior at temperature 1. A Gumbel search of ``simulations``
+    simulations at every imagined latent gives an improved policy; the online prediction head
+    at the same (stop-gradient) imagined latents learns it by cross-entropy, weighted by
+    ``policy_weight``. So ``ratio`` is imagined target states per real sampled state: with
+    ``replay.batch_size=128``, ``ratio=2`` and ``horizon=4``, each update imagines from 64 real
+    states, 4 steps each, 256 imagined targets next to the 128 real sequences.
+    """
+
+    ratio: float = 0.0
+    """Imagined target states per real sampled state in each update; 0 turns dreaming off."""
+    horizon: int = 3
+    """Imagined steps from each real start (at most ``replay.unroll_steps``, the depth the
+    model is trained to)."""
+    simulations: int = 8
+    """Gumbel simulations of the search at each imagined latent."""
+    policy_weight: float = 1.0
+    """Weight of the dream policy loss against the real policy loss."""
+    value_weight: float = 0.0
+    """Weight of a dream value loss toward the search's root value (0: off, the default)."""
+    start: float = 0.25
+    """Fraction of the update budget after which dreaming begins (a trained model first)."""
+    max_disagreement: float = 0.5
+    """Imagined states whose value head and search value disagree by more than this
+    (``|v - v_search| / (1 + |v_search|)``) give no target."""
+
+    def __post_init__(self) -> None:
+        non_negative("dream.ratio", self.ratio)
+        positive("dream.horizon", self.horizon)
+        positive("dream.simulations", self.simulations)
+        non_negative("dream.policy_weight", self.policy_weight)
+        non_negative("dream.value_weight", self.value_weight)
+        fraction("dream.start", self.start)
+        positive("dream.max_disagreement", self.max_disagreement)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """A whole EfficientZero run."""
 
@@ -379,8 +422,15 @@ class Config:
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    dream: DreamConfig = dataclasses.field(default_factory=DreamConfig)
 
     def __post_init__(self) -> None:
+        if self.dream.ratio > 0 and self.dream.horizon > self.replay.unroll_steps:
+            raise ConfigError(
+                f"dream.horizon={self.dream.horizon} is longer than replay.unroll_steps="
+                f"{self.replay.unroll_steps}, the depth the dynamics are trained to; set "
+                f"dream.horizon <= {self.replay.unroll_steps}."
+            )
         minimum = self.env.num_envs * self.replay.sequence_length
         if self.replay.capacity < minimum:
             raise ConfigError(
@@ -396,6 +446,12 @@ class Config:
         """Updates the whole run will make (for schedules)."""
         learn_steps = max(0, self.run.env_steps - self.loop.warmup_steps)
         return round(learn_steps * self.loop.replay_ratio) + self.loop.extra_updates
+
+    @property
+    def dream_start_update(self) -> int:
+        """The first update that dreams (``dream.start`` of ``total_updates``); updates
+        ``dream_start_update, ..., total_updates - 1`` dream when ``dream.ratio > 0``."""
+        return math.ceil(self.dream.start * self.total_updates)
 
     @property
     def replay_ratio_fraction(self) -> tuple[int, int]:

@@ -64,6 +64,7 @@ class Fused:
     finish: Callable[..., tuple[RunState, chex.Array]]
     evaluate: Callable[..., chex.Array]
     chunk_length: int
+    chunk_slots: int
 
 
 def temperature_schedule(cfg: Config) -> Callable[[chex.Array], chex.Array]:
@@ -101,7 +102,7 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
             running_return=jnp.zeros(num_envs, jnp.float32),
             running_length=jnp.zeros(num_envs, jnp.int32),
             episodes=zeros(EPISODE_FIELDS),
-            sums=zeros(metric_names()),
+            sums=zeros(metric_names(cfg)),
         )
 
     # -- one seed -----------------------------------------------------------------------------
@@ -225,4 +226,4 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
 
         return jax.vmap(one)(states, keys)
 
-    return Fused(init, chunk, finish, evaluate, chunk_length)
+    return Fused(init, chunk, finish, evaluate, chunk_length, learner.chunk_slots)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dreamer import compute
 from dreamer.agent import ALGO, Agent, Spaces, validate
 from dreamer.config import Config, ConfigError, replace_path
 from dreamer.errors import NonFiniteLossError
@@ -66,6 +67,17 @@ def train_seeds(
             book.close()
 
 
+def init_seeds(fused: Fused, seeds: Any) -> RunState:
+    """The seeds' initial states stacked on a leading axis, each from its own ``init`` call.
+
+    One ``init`` per seed rather than ``vmap(init)``: the vmapped network initialisation
+    never returned on XLA's CPU backend (jaxlib 0.10.2) for two seeds or more.
+    """
+    init = jax.jit(fused.init)
+    states = [init(jnp.asarray(k, jnp.int32)) for k in np.asarray(seeds).tolist()]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
 class _Runner:
     """One fused run of several seeds (see the module docstring)."""
 
@@ -74,7 +86,7 @@ class _Runner:
         self.chunk = jax.jit(fused.chunk, donate_argnums=0)
         self.finish = jax.jit(fused.finish, donate_argnums=0)
         self.evaluate_fn = jax.jit(fused.evaluate, static_argnames=("episodes", "max_steps"))
-        self.states: RunState = jax.jit(jax.vmap(fused.init))(jnp.asarray(seeds, jnp.int32))
+        self.states: RunState = init_seeds(fused, seeds)
         self.env_steps = self.updates = 0
         self.timing = dict.fromkeys(("chunks", "eval", "save"), 0.0)
         self.warned_skipped = False
@@ -135,7 +147,13 @@ class _Runner:
                 float(episodes["length_sum"][i]),
                 int(episodes["count"][i]),
             )
+            metrics.update(compute.as_metrics(self.compute_spent()))
             book.write_row(self.env_steps, self.updates, metrics, evaluated=evaluated)
+
+    def compute_spent(self) -> dict[str, int]:
+        """Model evaluations spent per seed so far (``dreamer.compute``)."""
+        chunk_slots = self.fused.chunk_slots
+        return compute.spent(self.cfg, self.env_steps, self.updates, chunk_slots)
 
     def evaluate(self, episodes: int, *, final: bool) -> np.ndarray:
         tick = time.perf_counter()
@@ -210,7 +228,12 @@ class _Runner:
         self.save()
         self.timing["host"] = time.perf_counter() - started - sum(self.timing.values())
         phases = {k: round(v, 3) for k, v in self.timing.items()}
-        extra = {"seconds_by_phase": phases, "loop": "fused", "seeds_in_process": len(self.books)}
+        extra = {
+            "seconds_by_phase": phases,
+            "loop": "fused",
+            "seeds_in_process": len(self.books),
+            "compute": self.compute_spent(),
+        }
         return [
             book.finish(self.env_steps, self.updates, [float(x) for x in r], extra)
             for book, r in zip(self.books, returns, strict=True)
@@ -222,7 +245,7 @@ def evaluate_checkpoint(cfg: Config, run_dir: Path, *, episodes: int) -> list[fl
     from dreamer.checkpoint import Checkpointer
 
     agent, fused = build(cfg)
-    states = jax.jit(jax.vmap(fused.init))(jnp.asarray([cfg.run.seed], jnp.int32))
+    states = init_seeds(fused, [cfg.run.seed])
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     template = jax.tree.map(lambda x: x[0], states)
     arrays, meta = ckpt.restore({"learner": template.learner})

@@ -39,9 +39,7 @@ def fused_possible(algo: str, cfg: Any) -> bool:
     return is_jax_native(cfg)
 
 
-def train_group(
-    algo_name: str, cfg: Any, out: Path, seeds: Sequence[int]
-) -> list[dict[str, Any]]:
+def train_group(algo_name: str, cfg: Any, out: Path, seeds: Sequence[int]) -> list[dict[str, Any]]:
     """Train ``seeds`` of ``cfg`` into ``out/seed<k>``; the summaries, in seed order."""
     out = Path(out)
     folders = [seed_folder(out, k) for k in seeds]

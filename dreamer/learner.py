@@ -33,6 +33,7 @@ import optax
 from dreamer import targets as T
 from dreamer.augment import augment
 from dreamer.config import Config, OptimConfig
+from dreamer.dreaming import DreamTargets, dream_metric_names, make_dreaming
 from dreamer.networks import scale_gradient
 from dreamer.replay import Batch, Replay, ReplayState
 from dreamer.search import make_search
@@ -146,6 +147,8 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
     )
     num_reanalyze = int(round(rcfg.reanalyze_fraction * rcfg.batch_size))
     cached = rcfg.reanalyze_mode == "cached"
+    dreaming = make_dreaming(cfg, net)
+    dream_start = cfg.dream_start_update
 
     def init(rng: chex.PRNGKey, example_obs: chex.Array) -> LearnerState:
         init_rng, rng = jax.random.split(rng)
@@ -216,7 +219,9 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         later = aug(k1, batch.frames[:, 1 : S + K])
         return first, T.stack_at(later, ks, S)
 
-    def loss_fn(params: Any, batch_stats: Any, batch: Batch, tgt: dict, rng: chex.Array):
+    def loss_fn(
+        params: Any, batch_stats: Any, batch: Batch, tgt: dict, rng: chex.Array, dream: Any
+    ):
         stats = {"batch_stats": batch_stats}
 
         def apply(method: str, *args: Any, **kwargs: Any) -> Any:
@@ -271,6 +276,15 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             + ocfg.consistency_weight * consistency_loss
         )
         loss = jnp.mean(batch.weights * per_example)
+        dream_metrics = {}
+        if dreaming.starts:  # imagined targets, next to the batch's (sum over them / B)
+            dream_obs, dream_tgt, active = dream
+            per_rollout, dream_metrics = dreaming.loss(
+                apply, {"params": params, **stats}, dream_obs, dream_tgt
+            )
+            loss = loss + active * jnp.sum(per_rollout) / b
+            dream_metrics = {k: active * v for k, v in dream_metrics.items()}
+            dream_metrics["charts/dream_active"] = active
         loss_scale = 1.0 / K if ocfg.unroll_scale == "loss" else 1.0
         value0 = support_to_scalar(value_logits[:, 0], model.value_support)
         priorities = jnp.abs(value0 - tgt["values"][:, 0]) + rcfg.priority_eps
@@ -282,16 +296,34 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             "losses/consistency": consistency_loss.mean(),
             "charts/value_mean": value0.mean(),
             "charts/target_value_mean": tgt["values"][:, 0].mean(),
+            **dream_metrics,
         }
         return loss * loss_scale, (stats["batch_stats"], metrics, priorities)
 
     # -- update -------------------------------------------------------------------------------
+    def dream_targets(state: LearnerState, batch: Batch, rng: chex.PRNGKey) -> tuple:
+        """Start observations (step-0 and later window positions of the batch, in turn),
+        their imagined targets, and whether this update dreams (``dream.start`` reached)."""
+        b = batch.frames.shape[0]
+        i = jnp.arange(dreaming.starts)
+        rows, ks = i % b, (i // b) % (K + 1)
+        obs = T.stack_at(batch.frames[rows], ks, S)
+        active = state.step >= dream_start
+        imagine = lambda: dreaming.imagine(state.target_variables, rng, obs)  # noqa: E731
+        shapes = jax.eval_shape(imagine)
+        idle = lambda: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)  # noqa: E731
+        tgt: DreamTargets = jax.lax.cond(active, imagine, idle)
+        return obs, tgt, active.astype(jnp.float32)
+
     def update(state: LearnerState, batch: Batch) -> tuple[LearnerState, dict]:
         rng, target_rng, input_rng = jax.random.split(state.rng, 3)
         tgt = compute_targets(state, batch, target_rng)
+        dream = None
+        if dreaming.starts:
+            dream = dream_targets(state, batch, jax.random.fold_in(target_rng, 1))
         grad_fn = jax.grad(loss_fn, has_aux=True)
         grads, (batch_stats, metrics, priorities) = grad_fn(
-            state.params, state.batch_stats, batch, tgt, input_rng
+            state.params, state.batch_stats, batch, tgt, input_rng, dream
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -340,7 +372,7 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             sums = {k: sums[k] + jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
             return state, replay_state, sums
 
-        zeros = {k: jnp.zeros((), jnp.float32) for k in metric_names()}
+        zeros = {k: jnp.zeros((), jnp.float32) for k in metric_names(cfg)}
         return jax.lax.fori_loop(0, count, one, (state, replay_state, zeros))
 
     # -- the target cache ---------------------------------------------------------------------
@@ -375,8 +407,9 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
     )
 
 
-def metric_names() -> tuple[str, ...]:
-    """The keys of ``learn``'s metric sums."""
+def metric_names(cfg: Config) -> tuple[str, ...]:
+    """The keys of ``learn``'s metric sums (the dream metrics only when ``cfg`` dreams)."""
+    dream = dream_metric_names() if cfg.dream.ratio > 0 else ()
     return (
         "losses/total",
         "losses/value",
@@ -385,6 +418,7 @@ def metric_names() -> tuple[str, ...]:
         "losses/consistency",
         "charts/value_mean",
         "charts/target_value_mean",
+        *dream,
         "charts/grad_norm",
         "charts/learning_rate",
         "updates",

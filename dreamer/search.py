@@ -91,9 +91,12 @@ def make_model_fns(net: Any, model: ModelConfig, discount: float):
     """``(root_fn, recurrent_fn)`` for mctx over the network in inference mode."""
 
     def root_fn(variables: Variables, obs: chex.Array) -> mctx.RootFnOutput:
-        latent = net.apply(variables, obs, method="represent")
+        return latent_root_fn(variables, net.apply(variables, obs, method="represent"))
+
+    def latent_root_fn(variables: Variables, latent: chex.Array) -> mctx.RootFnOutput:
+        """A root at a latent state (an encoded observation, or an imagined state)."""
         policy_logits, value_logits = net.apply(variables, latent, method="predict")
-        batch = obs.shape[0]
+        batch = latent.shape[0]
         c, h = net.apply(variables, batch, method="initial_lstm")
         emb = Embedding(
             latent=latent,
@@ -132,6 +135,7 @@ def make_model_fns(net: Any, model: ModelConfig, discount: float):
         )
         return out, nxt
 
+    root_fn.at_latent = latent_root_fn
     return root_fn, recurrent_fn
 
 
@@ -145,6 +149,8 @@ def make_search(
 ) -> Callable[..., SearchOutput]:
     """Build ``search(variables, rng, obs, *, temperature, noise, invalid_actions=None)``.
 
+    ``search.at_latent(variables, rng, latent, *, temperature, noise)`` runs the same search
+    from latent roots ``[B, *latent_shape]`` instead of observations (dreaming).
     ``temperature`` (scalar) sharpens the visit distribution the action is drawn from (0 is
     greedy); ``noise`` (scalar in [0, 1]) scales exploration noise: the Dirichlet fraction for
     pUCT, the Gumbel scale for Gumbel MuZero. Both may be traced values. ``invalid_actions``
@@ -153,16 +159,14 @@ def make_search(
     root_fn, recurrent_fn = make_model_fns(net, model, discount)
     sims = num_simulations or search.num_simulations
 
-    def run(
+    def from_root(
         variables: Variables,
         rng: chex.PRNGKey,
-        obs: chex.Array,
-        *,
+        root: mctx.RootFnOutput,
         temperature: chex.Numeric,
         noise: chex.Numeric,
-        invalid_actions: chex.Array | None = None,
+        invalid_actions: chex.Array | None,
     ) -> SearchOutput:
-        root = root_fn(variables, obs)
         if search.policy == "muzero":
             policy = functools.partial(
                 mctx.muzero_policy,
@@ -189,6 +193,30 @@ def make_search(
             predicted_value=root.value,
         )
 
+    def run(
+        variables: Variables,
+        rng: chex.PRNGKey,
+        obs: chex.Array,
+        *,
+        temperature: chex.Numeric,
+        noise: chex.Numeric,
+        invalid_actions: chex.Array | None = None,
+    ) -> SearchOutput:
+        root = root_fn(variables, obs)
+        return from_root(variables, rng, root, temperature, noise, invalid_actions)
+
+    def at_latent(
+        variables: Variables,
+        rng: chex.PRNGKey,
+        latent: chex.Array,
+        *,
+        temperature: chex.Numeric,
+        noise: chex.Numeric,
+    ) -> SearchOutput:
+        root = root_fn.at_latent(variables, latent)
+        return from_root(variables, rng, root, temperature, noise, None)
+
+    run.at_latent = at_latent
     return run
 
 

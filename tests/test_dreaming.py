@@ -1,0 +1,223 @@
+"""Dreaming: imagined rollouts, their targets, the stop-gradient, the gate, the compute."""
+
+import csv
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dreamer import compute
+from dreamer.config import ConfigError, apply_overrides
+from dreamer.dreaming import dream_starts, make_dreaming
+from dreamer.networks import make_network
+from experiments.efficientzero import debug
+from tests.test_learner import OVERRIDES, build
+
+
+class ToyNet:
+    """A hand-made model over 3-dim latents: represent is the identity, action ``a`` adds
+    ``e_a``, the prior puts all but e^-20 of its mass on action 1, values and rewards are 0."""
+
+    num_actions = 3
+
+    def __init__(self, cfg):
+        self.value_bins = 2 * cfg.model.value_support + 1
+        self.prefix_bins = 2 * cfg.model.reward_support + 1
+
+    def apply(self, variables, *args, method, **kwargs):
+        return getattr(self, method)(*args)
+
+    def represent(self, obs):
+        return obs.astype(jnp.float32)
+
+    def initial_lstm(self, n):
+        return jnp.zeros((n, 2)), jnp.zeros((n, 2))
+
+    def dynamics(self, latent, lstm, action):
+        zero = jax.nn.one_hot(jnp.full(latent.shape[0], self.prefix_bins // 2), self.prefix_bins)
+        return latent + jax.nn.one_hot(action, 3), lstm, 50.0 * zero
+
+    def predict(self, latent):
+        n = latent.shape[0]
+        policy = jnp.tile(jnp.array([0.0, 20.0, 0.0]), (n, 1))
+        zero = jax.nn.one_hot(jnp.full(n, self.value_bins // 2), self.value_bins)
+        return policy, 50.0 * zero
+
+
+def dream_cfg(*overrides):
+    return apply_overrides(
+        debug(), [*OVERRIDES, "dream.ratio=1", "dream.horizon=2", "dream.start=0", *overrides]
+    )
+
+
+def test_imagined_rollouts_on_a_hand_made_model_give_known_latents_and_targets():
+    cfg = dream_cfg("dream.simulations=4")
+    net = ToyNet(cfg)
+    dreaming = make_dreaming(cfg, net)
+    obs = jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    tgt = dreaming.imagine({}, jax.random.PRNGKey(0), obs)
+    np.testing.assert_array_equal(tgt.actions, [[1, 1], [1, 1]])  # the prior's action
+    # The search sees zero rewards and values: its improved policy is the prior itself.
+    prior = np.exp([0.0, 20.0, 0.0]) / np.exp([0.0, 20.0, 0.0]).sum()
+    np.testing.assert_allclose(tgt.policies, np.broadcast_to(prior, (2, 2, 3)), atol=1e-6)
+    np.testing.assert_allclose(tgt.values, 0.0, atol=1e-5)
+    np.testing.assert_array_equal(tgt.weights, 1.0)
+    # The online replay of the same actions reaches obs + j * e_1.
+    latents, _ = _replayed(dreaming, net, obs, tgt)
+    np.testing.assert_allclose(latents[1], obs + np.array([0.0, 2.0, 0.0]))
+
+
+def _replayed(dreaming, net, obs, tgt):
+    seen = []
+
+    def apply(method, latent):
+        seen.append(np.asarray(latent))
+        return net.predict(latent)
+
+    per_rollout, metrics = dreaming.loss(apply, {}, obs, tgt)
+    return seen, (per_rollout, metrics)
+
+
+def test_disagreeing_imagined_states_give_no_target():
+    cfg = dream_cfg("dream.max_disagreement=0.1")
+
+    class Optimist(ToyNet):
+        """The value head is high at s_1 (one step of action 1) and 0 beyond it, where the
+        search looks: at s_1 head and search disagree, at s_2 they agree on 0."""
+
+        def predict(self, latent):
+            policy, zero = super().predict(latent)
+            high = jax.nn.one_hot(
+                jnp.full(latent.shape[0], self.value_bins // 2 + 2), self.value_bins
+            )
+            first = (latent[:, 1] < 1.5)[:, None]
+            return policy, jnp.where(first, 50.0 * high, zero)
+
+    net = Optimist(cfg)
+    dreaming = make_dreaming(cfg, net)
+    tgt = dreaming.imagine({}, jax.random.PRNGKey(0), jnp.zeros((2, 3)))
+    assert np.all(np.asarray(tgt.disagreement[:, 0]) > 0.1)
+    np.testing.assert_array_equal(tgt.weights, [[0.0, 1.0], [0.0, 1.0]])
+    _, (per_rollout, metrics) = _replayed(dreaming, net, jnp.zeros((2, 3)), tgt)
+    assert float(metrics["charts/dream_kept"]) == 0.5
+    # Only s_2 counts: the cross-entropy of its search policy against the prior.
+    log_prior = np.asarray(jax.nn.log_softmax(jnp.array([0.0, 20.0, 0.0])))
+    second = -np.sum(np.asarray(tgt.policies[:, 1]) * log_prior, axis=-1)
+    np.testing.assert_allclose(per_rollout, second, rtol=1e-5)
+    full = tgt.replace(weights=jnp.ones_like(tgt.weights))
+    _, (with_first, _) = _replayed(dreaming, net, jnp.zeros((2, 3)), full)
+    assert np.all(np.asarray(with_first) > np.asarray(per_rollout))
+
+
+def test_no_gradient_reaches_the_representation_or_the_dynamics_from_dreams():
+    cfg = dream_cfg()
+    net = make_network(cfg.model, (4,), 2)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (6, 4))
+    variables = net.init(jax.random.PRNGKey(0), obs, jnp.zeros(6, jnp.int32))
+    dreaming = make_dreaming(cfg, net)
+    tgt = dreaming.imagine(variables, jax.random.PRNGKey(2), obs)
+    # At initialisation the search returns the prior itself (zero gradient): aim elsewhere.
+    tgt = tgt.replace(
+        policies=jax.nn.one_hot(jnp.zeros(tgt.actions.shape, jnp.int32), 2),
+        weights=jnp.ones_like(tgt.weights),
+    )
+
+    def dream_loss(params):
+        v = {**variables, "params": params}
+        apply = lambda method, *a: net.apply(v, *a, method=method)  # noqa: E731
+        return dreaming.loss(apply, v, obs, tgt)[0].sum()
+
+    def head_loss(params):  # what the prediction heads alone reach
+        latent = jax.lax.stop_gradient(net.apply(variables, obs, method="represent"))
+        logits, values = net.apply({**variables, "params": params}, latent, method="predict")
+        return logits.sum() + values.sum()
+
+    grads = jax.grad(dream_loss)(variables["params"])
+    heads = jax.grad(head_loss)(variables["params"])
+    moved = lambda g: {
+        k for k, sub in g.items() if any(np.any(x != 0) for x in jax.tree.leaves(sub))
+    }  # noqa: E731
+    assert moved(grads), "the dream loss trains nothing"
+    assert moved(grads) <= moved(heads), moved(grads) - moved(heads)
+    assert moved(grads) == {"policy_head"}  # value_weight=0: the policy head only
+    for name in ("repr_mlp", "dyn_mlp", "lstm", "lstm_norm", "prefix_head"):
+        assert name not in moved(grads)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """The learner without dreams, one batch, and its update at step 0 and late."""
+    _, replay, learner, state, rstate = build(*OVERRIDES)
+    batch, _ = replay.sample(rstate, jax.random.PRNGKey(1), beta=0.4)
+    update = jax.jit(learner.update)
+    late = state.replace(step=jnp.asarray(10**6))
+    return state, batch, update(state, batch), late, update(late, batch)[1]
+
+
+def test_ratio_zero_and_an_idle_or_weightless_dream_are_the_learner_without_dreams(plain):
+    state, batch, (base_state, base), _, _ = plain
+    for extra in (["dream.start=1.0"], ["dream.start=0", "dream.policy_weight=0"]):
+        _, _, learner, _, _ = build(*OVERRIDES, "dream.ratio=2", "dream.horizon=2", *extra)
+        new_state, metrics = jax.jit(learner.update)(state, batch)
+        for k in ("losses/total", "losses/value", "losses/policy", "charts/grad_norm"):
+            np.testing.assert_allclose(metrics[k], base[k], rtol=1e-6, err_msg=k)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+            new_state.params,
+            base_state.params,
+        )
+        active = float(metrics["charts/dream_active"])
+        assert active == (0.0 if extra == ["dream.start=1.0"] else 1.0)
+
+
+def test_an_active_dream_changes_the_update(plain):
+    _, batch, _, late, base = plain
+    _, _, learner, _, _ = build(*OVERRIDES, "dream.ratio=2", "dream.horizon=2")
+    _, metrics = jax.jit(learner.update)(late, batch)
+    assert float(metrics["charts/dream_active"]) == 1.0
+    assert float(metrics["losses/dream_policy"]) > 0
+    assert float(metrics["losses/total"]) > float(base["losses/total"])
+
+
+def test_dream_settings_are_checked():
+    with pytest.raises(ConfigError, match="dream.horizon"):
+        apply_overrides(debug(), ["dream.ratio=1", "dream.horizon=9"])
+    with pytest.raises(ConfigError, match="dream.start"):
+        apply_overrides(debug(), ["dream.start=1.5"])
+    cfg = apply_overrides(debug(), ["replay.batch_size=10", "dream.ratio=1.5", "dream.horizon=2"])
+    assert dream_starts(cfg) == 8  # ceil(1.5 * 10 / 2): 16 imagined targets for 10 real
+
+
+def test_compute_counters_add_up_and_match_the_run(tmp_path):
+    from dreamer.agent import train
+
+    cfg = apply_overrides(
+        debug(),
+        [
+            "dream.ratio=1",
+            "dream.horizon=2",
+            "dream.start=0.5",
+            "run.env_steps=160",
+            "optim.target_update_every=5",
+        ],
+    )
+    summary = train(cfg, tmp_path / "run", resume=False)
+    spent = summary["compute"]
+    assert spent["total"] == sum(spent[p] for p in compute.PARTS)
+    counts, updates = summary["counts"], summary["updates"]
+    unit = compute.per_update(cfg)
+    sims = cfg.replay.reanalyze_simulations or cfg.search.num_simulations
+    assert spent["acting"] == counts["iterations"] * cfg.env.num_envs * (
+        1 + cfg.search.num_simulations
+    )
+    assert spent["reanalysis"] == counts["refreshed_states"] * (1 + sims) > 0
+    assert spent["gradient"] == updates * unit["gradient"]
+    dreaming_updates = updates - cfg.dream_start_update
+    assert 0 < dreaming_updates < updates
+    assert spent["dreaming"] == dreaming_updates * unit["dreaming"]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert float(rows[-1]["compute/total"]) == spent["total"]
+    assert float(rows[0]["compute/dreaming"]) <= float(rows[-1]["compute/dreaming"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["compute"] == spent
