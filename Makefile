@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores gpu-check timing \
-	mutation planted-bugs
+	mutation planted-bugs dream
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ gpu-check: $(STAMP)
 
 timing: $(STAMP)
 	$(PY) -m benchmarks.timing --preset $(PRESET) --env ALE/$(GAME)-v5 --steps 10000
+
+# What dreaming buys: dream ratios against compute-matched controls (CPU-sized; --full: the
+# whole sweep). Report in results/dream/report.md.
+DREAM_ARGS ?=
+dream: $(STAMP)
+	$(PY) -m benchmarks.dreaming --out results/dream $(DREAM_ARGS)
 
 scores: $(STAMP)
 	$(PY) -m benchmarks.scores --published all

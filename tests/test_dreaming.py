@@ -221,3 +221,34 @@ def test_compute_counters_add_up_and_match_the_run(tmp_path):
     assert float(rows[-1]["compute/total"]) == spent["total"]
     assert float(rows[0]["compute/dreaming"]) <= float(rows[-1]["compute/dreaming"])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["compute"] == spent
+
+
+def test_the_control_spends_the_dream_compute_on_gradient_steps():
+    from benchmarks.dreaming import variants
+
+    cfg = apply_overrides(debug(), ["run.env_steps=2000"])
+    found = {v["name"]: v for v in variants(cfg, [0.0, 4.0], controls=True)}
+    assert set(found) == {"dream 0", "dream 4", "control 4"}
+    dream = apply_overrides(cfg, found["dream 4"]["overrides"])
+    control = apply_overrides(cfg, found["control 4"]["overrides"])
+    assert control.dream.ratio == 0
+    budget = lambda c: compute.spent(c, 2000, c.total_updates, 1)  # noqa: E731
+    spent_dream, spent_control = budget(dream), budget(control)
+    learning = spent_dream["gradient"] + spent_dream["dreaming"]
+    # dream.start delays the dreams; the control's extra updates span the whole run
+    full = dream.total_updates * sum(compute.per_update(dream)[p] for p in ("gradient", "dreaming"))
+    one_update = compute.per_update(control)["gradient"]  # the update count is rounded
+    assert abs(spent_control["gradient"] - full) <= one_update
+    assert spent_control["dreaming"] == 0 and learning < full
+
+
+def test_frontier_fit_recovers_a_known_frontier():
+    from benchmarks.dreaming import fit_frontier
+
+    s = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    d = 500.0 + (3000.0 / s) ** 0.7
+    fit = fit_frontier(list(zip(s, d, strict=True)))
+    np.testing.assert_allclose(
+        [fit["d_min"], fit["beta"], fit["alpha"]], [500, 3000, 0.7], rtol=1e-2
+    )
+    assert fit_frontier([(1.0, 5.0), (2.0, float("inf"))]) is None

@@ -1,0 +1,309 @@
+"""What dreaming buys: the dream ratio against a compute-matched control, at a fixed real budget.
+
+    make dream                                      # CPU-sized sweep (CartPole, 2 cores)
+    python -m benchmarks.dreaming --full            # ratios 0,1,2,4,8 x 10 seeds, + MinAtar
+    python -m benchmarks.dreaming --ratios 0,4 --seeds 0-4 --steps 2000 --out results/dream
+    python -m benchmarks.dreaming --report-only --out results/dream
+
+Variants, each a ``train --seeds`` group (seeds vmapped in one process on a JAX-native env):
+
+- ``dream r``: ``dream.ratio=r`` (``r = 0`` is the agent without dreams);
+- ``control r``: no dreams, ``loop.replay_ratio`` multiplied by
+  ``(gradient + dreaming) / gradient`` model evaluations per update (``dreamer.compute``), so
+  the extra compute of ``dream r`` goes into more gradient steps on real data instead. A
+  gain counts as dreaming only if it beats this control.
+
+Per variant the report gives the compute spent (model evaluations, mean over seeds), the
+final greedy return with a 95% bootstrap interval over seeds, the seeds that reach the
+threshold and stay there until the end of the run, and the median real steps to stay at the
+threshold (a seed that never does counts as the budget's end, +inf), with a 95% bootstrap
+interval. Figures: real steps to threshold against compute (``steps_vs_compute.png``), and the
+return over the plane of real steps and compute, from every evaluation of every run
+(``contours.png``). Where at least four variants reach the threshold, the frontier
+``D(s) = D_min + (beta / s)^alpha`` of real steps ``D`` against compute per real step ``s``
+is fitted (scipy's ``curve_fit``) and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.curves import stays_above_from
+from benchmarks.machine import describe_machine, format_machine
+from benchmarks.runs import eval_curve, read_metrics
+from benchmarks.stats import bootstrap_mean
+
+CPU_SIZED = {"ratios": (0.0, 4.0), "seeds": "0-2", "steps": 2000}
+FULL = {"ratios": (0.0, 1.0, 2.0, 4.0, 8.0), "seeds": "0-9", "steps": 2000}
+ENVS = {
+    "cartpole": ("gymnax:CartPole-v1", "cartpole", 475.0),
+    "minatar-breakout": ("gymnax:Breakout-MinAtar", "cartpole", None),
+}
+
+
+def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str, Any]]:
+    """The variants of the sweep: name and overrides, with their compute per update."""
+    from dreamer import compute
+    from dreamer.config import apply_overrides
+
+    out = []
+    for r in ratios:
+        dream = apply_overrides(cfg, [f"dream.ratio={r}"])
+        out.append({"name": f"dream {r:g}", "ratio": r, "overrides": [f"dream.ratio={r}"]})
+        unit = compute.per_update(dream)
+        if controls and r > 0:
+            factor = (unit["gradient"] + unit["dreaming"]) / unit["gradient"]
+            replay_ratio = cfg.loop.replay_ratio * factor
+            out.append(
+                {
+                    "name": f"control {r:g}",
+                    "ratio": 0.0,
+                    "matches": r,
+                    "overrides": [f"loop.replay_ratio={replay_ratio:.6g}"],
+                }
+            )
+    return out
+
+
+def run_variant(env_key: str, variant: dict, args: argparse.Namespace, seeds: list[int]) -> None:
+    from dreamer import groups
+    from dreamer.config import apply_overrides
+    from experiments import presets
+
+    env, preset, _ = ENVS[env_key]
+    folder = Path(args.out) / env_key / variant["name"].replace(" ", "_")
+    if (folder / "variant.json").exists():
+        print(f"{folder} done, kept")
+        return
+    cfg = presets.get("efficientzero", preset)
+    cfg = apply_overrides(
+        cfg, [f"env.id={env}", f"run.env_steps={args.steps}", *args.set, *variant["overrides"]]
+    )
+    start = time.perf_counter()
+    groups.train_group("efficientzero", cfg, folder, seeds)
+    record = {**variant, "env": env, "preset": preset, "steps": args.steps, "seeds": seeds}
+    record.update(wall_seconds=time.perf_counter() - start, machine=describe_machine())
+    (folder / "variant.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def seed_results(folder: Path, threshold: float | None) -> list[dict[str, Any]]:
+    results = []
+    for run in sorted(folder.glob("seed*")):
+        summary = json.loads((run / "summary.json").read_text())
+        steps, returns = eval_curve(run)
+        stay = stays_above_from(steps, returns, threshold) if threshold is not None else None
+        rows = read_metrics(run)
+        points = [
+            (float(r["env_steps"]), float(r["compute/total"]), float(r["eval/return_mean"]))
+            for r in rows
+            if r.get("eval/return_mean") and r.get("compute/total")
+        ]
+        results.append(
+            {
+                "final": summary["final_eval_return"],
+                "compute": summary["compute"]["total"],
+                "stay": math.inf if stay is None else stay,
+                "points": points,
+                "env_steps": summary["env_steps"],
+            }
+        )
+    return results
+
+
+def median_interval(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    reps_ = np.median(values[rng.integers(0, values.size, (reps, values.size))], axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf where seeds never stay
+        low, high = np.percentile(reps_, [2.5, 97.5])
+    return float(np.median(values)), float(low), float(high)
+
+
+def fit_frontier(points: list[tuple[float, float]]) -> dict[str, float] | None:
+    """``D(s) = D_min + (beta / s)^alpha`` through (compute per real step s, real steps D)."""
+    points = [(s, d) for s, d in points if math.isfinite(d)]
+    if len(points) < 4:
+        return None
+    try:
+        from scipy.optimize import curve_fit
+    except ImportError:  # scipy is a dev dependency
+        return None
+    s, d = np.array(points).T
+
+    def frontier(s, d_min, beta, alpha):
+        return d_min + (beta / s) ** alpha
+
+    try:
+        p0 = (0.9 * d.min(), (d.max() - d.min() + 1.0) * s.min(), 1.0)
+        bounds = ([0.0, 1e-12, 0.05], [np.inf, np.inf, 5.0])
+        p, _ = curve_fit(frontier, s, d, p0=p0, bounds=bounds, maxfev=20_000)
+    except (RuntimeError, ValueError):
+        return None
+    return {"d_min": float(p[0]), "beta": float(p[1]), "alpha": float(p[2])}
+
+
+def report(out: Path) -> str:
+    from matplotlib.figure import Figure
+
+    from benchmarks.plots import COLORS, _save
+
+    lines = ["# What dreaming buys", ""]
+    for env_key, (env, preset, threshold) in ENVS.items():
+        folders = sorted(p.parent for p in (out / env_key).glob("*/variant.json"))
+        if not folders:
+            continue
+        records = [json.loads((f / "variant.json").read_text()) for f in folders]
+        order = sorted(
+            range(len(records)),
+            key=lambda i: (
+                records[i].get("matches", records[i]["ratio"]),
+                "control" in records[i]["name"],
+            ),
+        )
+        lines += [f"## {env} (preset {preset}, {records[0]['steps']} real steps)", ""]
+        lines.append(f"{format_machine(records[0]['machine'])}; wall-clock per variant below.")
+        lines += [
+            "",
+            "| variant | compute (model evals) | final return [95% CI] | seeds staying ≥ threshold "
+            "| median real steps to stay [95% CI] | wall s |",
+            "|---|---:|---|---:|---|---:|",
+        ]
+        fig = Figure(figsize=(6, 4))
+        ax = fig.add_subplot()
+        contour = []
+        frontier_points = []
+        for i in order:
+            rec, folder = records[i], folders[i]
+            res = seed_results(folder, threshold)
+            finals = np.array([r["final"] for r in res], float)
+            comp = float(np.mean([r["compute"] for r in res]))
+            ci = bootstrap_mean(finals)
+            if threshold is None:
+                staying, med = "-", "-"
+            else:
+                stays = np.array([r["stay"] for r in res], float)
+                staying = f"{int(np.isfinite(stays).sum())}/{len(res)}"
+                m, lo, hi = median_interval(stays)
+                fmt = lambda v: "never" if not math.isfinite(v) else f"{v:.0f}"  # noqa: E731
+                med = f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+                per_step = comp / max(res[0]["env_steps"], 1)
+                frontier_points.append((per_step, m))
+                color = COLORS[1] if "control" in rec["name"] else COLORS[0]
+                y = m if math.isfinite(m) else rec["steps"] * 1.05
+                ax.scatter([comp], [y], color=color, marker="o" if math.isfinite(m) else "x")
+                ax.annotate(rec["name"], (comp, y), fontsize=7)
+            for r in res:
+                contour += r["points"]
+            lines.append(
+                f"| {rec['name']} | {comp:.3g} | {ci.format(1)} | {staying} | {med} | "
+                f"{rec['wall_seconds']:.0f} |"
+            )
+        if threshold is not None:
+            ax.set_xlabel("compute per run (model evaluations)")
+            ax.set_ylabel(f"median real steps to stay ≥ {threshold:g} (x: never)")
+            ax.set_title(f"{env}: dreams (blue) and compute-matched controls (orange)")
+            ax.grid(alpha=0.3)
+            _save(fig, out / f"{env_key}_steps_vs_compute.png")
+            fit = fit_frontier(frontier_points)
+            lines += [
+                "",
+                "Frontier fit D(s) = D_min + (β/s)^α, s = compute per real step: "
+                + (
+                    f"D_min = {fit['d_min']:.0f}, β = {fit['beta']:.3g}, α = {fit['alpha']:.2f}."
+                    if fit
+                    else "not enough variants reach the threshold for a fit."
+                ),
+            ]
+        if len(contour) >= 6:
+            steps, comp_, ret = np.array(contour).T
+            fig = Figure(figsize=(6, 4))
+            ax = fig.add_subplot()
+            try:
+                filled = ax.tricontourf(steps, comp_, ret, levels=10, cmap="viridis")
+                fig.colorbar(filled, ax=ax, label="greedy return")
+            except (ValueError, RuntimeError):  # degenerate triangulation
+                ax.scatter(steps, comp_, c=ret, cmap="viridis")
+            ax.set_xlabel("real env steps")
+            ax.set_ylabel("compute spent (model evaluations)")
+            ax.set_title(f"{env}: return over real steps and compute")
+            _save(fig, out / f"{env_key}_contours.png")
+        lines.append("")
+        lines.append(verdict(records, folders, threshold))
+        lines.append("")
+    text = "\n".join(lines) + "\n"
+    (out / "report.md").write_text(text)
+    return text
+
+
+def verdict(records: list[dict], folders: list[Path], threshold: float | None) -> str:
+    """Plain words: does the best dream ratio beat both ratio 0 and its control?"""
+    score = {}
+    for rec, folder in zip(records, folders, strict=True):
+        res = seed_results(folder, threshold)
+        finals = np.array([r["final"] for r in res], float)
+        score[rec["name"]] = bootstrap_mean(finals)
+    dreams = [n for n in score if n.startswith("dream ") and n != "dream 0"]
+    if not dreams or "dream 0" not in score:
+        return "Verdict: the sweep needs ratio 0 and at least one ratio > 0."
+    best = max(dreams, key=lambda n: score[n].point)
+    control = "control " + best.split(" ", 1)[1]
+    others = ["dream 0"] + ([control] if control in score else [])
+    beaten = [o for o in others if score[best].low > score[o].high]
+    if len(beaten) == len(others):
+        apart = "95% intervals of the final return apart"
+        return f"Verdict: {best} beats {' and '.join(others)} ({apart})."
+    return (
+        f"Verdict: no clear win for dreaming. The best ratio, {best}, has final return "
+        f"{score[best].format(1)}, against "
+        + ", ".join(f"{o} {score[o].format(1)}" for o in others)
+        + "; the intervals overlap."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dreamer.cli import parse_seeds
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.dreaming", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--full", action="store_true", help="ratios 0,1,2,4,8, 10 seeds, + MinAtar")
+    parser.add_argument("--ratios", default=None, help="dream ratios, e.g. 0,1,4")
+    parser.add_argument("--seeds", default=None)
+    parser.add_argument("--steps", type=int, default=None, help="real env steps per run")
+    parser.add_argument("--envs", default=None, help=f"subset of {','.join(ENVS)}")
+    parser.add_argument("--no-controls", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="K=V")
+    parser.add_argument("--out", default="results/dream")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    size = FULL if args.full else CPU_SIZED
+    ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else list(size["ratios"])
+    seeds = list(parse_seeds(args.seeds or size["seeds"]))
+    args.steps = args.steps or size["steps"]
+    envs = args.envs.split(",") if args.envs else (list(ENVS) if args.full else ["cartpole"])
+    out = Path(args.out)
+    if not args.report_only:
+        from dreamer.config import apply_overrides
+        from experiments import presets
+
+        for env_key in envs:
+            env, preset, _ = ENVS[env_key]
+            base = apply_overrides(
+                presets.get("efficientzero", preset),
+                [f"env.id={env}", f"run.env_steps={args.steps}", *args.set],
+            )
+            for variant in variants(base, ratios, controls=not args.no_controls):
+                run_variant(env_key, variant, args, seeds)
+    print(report(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
