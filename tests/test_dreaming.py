@@ -237,8 +237,8 @@ def test_the_control_spends_the_dream_compute_on_gradient_steps():
     learning = spent_dream["gradient"] + spent_dream["dreaming"]
     # dream.start delays the dreams; the control's extra updates span the whole run
     full = dream.total_updates * sum(compute.per_update(dream)[p] for p in ("gradient", "dreaming"))
-    one_update = compute.per_update(control)["gradient"]  # the update count is rounded
-    assert abs(spent_control["gradient"] - full) <= one_update
+    one_update = compute.per_update(control)["gradient"]  # ratio to 6 digits, count rounded
+    assert abs(spent_control["gradient"] - full) <= 2 * one_update
     assert spent_control["dreaming"] == 0 and learning < full
 
 
