@@ -67,7 +67,10 @@ def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str
                     "name": f"control {r:g}",
                     "ratio": 0.0,
                     "matches": r,
-                    "overrides": [f"loop.replay_ratio={replay_ratio:.6g}"],
+                    "overrides": [
+                        f"loop.replay_ratio={replay_ratio:.6g}",
+                        f"loop.extra_updates={round(cfg.loop.extra_updates * factor)}",
+                    ],
                 }
             )
     return out
