@@ -58,9 +58,9 @@ def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str
     for r in ratios:
         dream = apply_overrides(cfg, [f"dream.ratio={r}"])
         out.append({"name": f"dream {r:g}", "ratio": r, "overrides": [f"dream.ratio={r}"]})
-        unit = compute.per_update(dream)
-        if controls and r > 0:
-            factor = (unit["gradient"] + unit["dreaming"]) / unit["gradient"]
+        spent = compute.spent(dream, dream.run.env_steps, dream.total_updates, 1)
+        if controls and r > 0:  # the same gradient + dreaming compute over the whole run
+            factor = (spent["gradient"] + spent["dreaming"]) / spent["gradient"]
             replay_ratio = cfg.loop.replay_ratio * factor
             out.append(
                 {

@@ -235,11 +235,10 @@ def test_the_control_spends_the_dream_compute_on_gradient_steps():
     budget = lambda c: compute.spent(c, 2000, c.total_updates, 1)  # noqa: E731
     spent_dream, spent_control = budget(dream), budget(control)
     learning = spent_dream["gradient"] + spent_dream["dreaming"]
-    # dream.start delays the dreams; the control's extra updates span the whole run
-    full = dream.total_updates * sum(compute.per_update(dream)[p] for p in ("gradient", "dreaming"))
-    one_update = compute.per_update(control)["gradient"]  # ratio to 6 digits, count rounded
-    assert abs(spent_control["gradient"] - full) <= one_update
-    assert spent_control["dreaming"] == 0 and learning < full
+    # Over the run, the control's gradient steps cost what the dreamer's updates and dreams
+    # cost (to the rounding of the update counts: 488 = round(487.5) updates for the dreamer).
+    np.testing.assert_allclose(spent_control["gradient"], learning, rtol=0.005)
+    assert spent_control["dreaming"] == 0 < spent_dream["dreaming"]
 
 
 def test_frontier_fit_recovers_a_known_frontier():
