@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores gpu-check timing \
-	mutation planted-bugs dream
+	mutation planted-bugs dream suite
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ timing: $(STAMP)
 DREAM_ARGS ?=
 dream: $(STAMP)
 	$(PY) -m benchmarks.dreaming --out results/dream $(DREAM_ARGS)
+
+# The robustness suite: the default preset against DQN and PPO on classic envs (hours on CPU).
+suite: $(STAMP)
+	$(PY) -m benchmarks.sample_efficiency --suite classic
 
 scores: $(STAMP)
 	$(PY) -m benchmarks.scores --published all

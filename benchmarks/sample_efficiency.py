@@ -107,7 +107,7 @@ def summarize(
     """One row per (env, budget, algo) with at least one finished run."""
     rows = []
     for env in suite.envs:
-        for budget in suite.budgets:
+        for budget in suite.budgets_of(env):
             for algo in suite.algos:
                 mine = [
                     r
@@ -137,12 +137,13 @@ def render_markdown(
     records: Sequence[dict[str, Any]] = (),
 ) -> str:
     """Markdown report: setup, machine, the table, and one line per run."""
+    budgets = sorted({b for e in suite.envs for b in suite.budgets_of(e)})
     lines = [
         f"# Sample efficiency: {', '.join(e.env_id for e in suite.envs)}",
         "",
         f"- suite `{suite.name}`; thresholds: "
         f"{', '.join(f'{e.env_id} {_number(e.threshold)}' for e in suite.envs)}",
-        f"- budgets (real env steps): {', '.join(map(str, suite.budgets))}; seeds: "
+        f"- budgets (real env steps): {', '.join(map(str, budgets))}; seeds: "
         f"{', '.join(map(str, suite.seeds))}",
         f"- algos (preset): {', '.join(f'{a.algo} ({a.preset})' for a in suite.algos)}",
         f"- evaluation protocol (every run): {' '.join(suite.overrides) or 'preset defaults'}",
@@ -326,7 +327,7 @@ def write_figures(
     """One PNG per (env, budget): each algo's mean curve with its shaded 95 % interval."""
     paths = []
     for env in suite.envs:
-        for budget in suite.budgets:
+        for budget in suite.budgets_of(env):
             series = {}
             for algo in suite.algos:
                 mine = [

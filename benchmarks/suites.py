@@ -19,6 +19,8 @@ class EnvSpec:
     """gymnasium id passed to ``--env``."""
     threshold: float | None = None
     """Return that counts as solved (CartPole-v1: 475), or None for no threshold."""
+    budgets: tuple[int, ...] = ()
+    """This env's real-step budgets; empty: the suite's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,10 @@ class Suite:
     overrides: tuple[str, ...] = ()
     """Overrides applied to every run: the shared evaluation protocol."""
 
+    def budgets_of(self, env: EnvSpec) -> tuple[int, ...]:
+        """The budgets ``env`` runs at: its own, else the suite's."""
+        return env.budgets or self.budgets
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -76,8 +82,8 @@ def suite_runs(suite: Suite) -> list[RunSpec]:
     return [
         RunSpec(env, algo, budget, seed)
         for seed in suite.seeds
-        for budget in suite.budgets
         for env in suite.envs
+        for budget in suite.budgets_of(env)
         for algo in suite.algos
     ]
 
@@ -101,11 +107,37 @@ SUITES = {
         seeds=(0, 1, 2),
         overrides=("run.eval_every=10000", "run.eval_episodes=8", "run.final_eval_episodes=32"),
     ),
+    "classic": Suite(
+        name="classic",
+        envs=(
+            EnvSpec("CartPole-v1", threshold=475.0, budgets=(5_000,)),
+            EnvSpec("MountainCar-v0", threshold=-110.0, budgets=(20_000,)),
+            EnvSpec("LunarLander-v3", threshold=200.0, budgets=(50_000,)),
+            EnvSpec("gymnax:Breakout-MinAtar", budgets=(50_000,)),
+            EnvSpec("gymnax:DeepSea-bsuite", threshold=0.99, budgets=(20_000,)),
+            EnvSpec("envs.examples:make_corridor", budgets=(5_000,)),
+        ),
+        algos=(
+            AlgoSpec("efficientzero", "default"),
+            AlgoSpec("dqn", "cartpole"),
+            AlgoSpec("ppo", "cartpole"),
+        ),
+        budgets=(20_000,),
+        seeds=(0, 1, 2),
+        overrides=("run.eval_episodes=8", "run.final_eval_episodes=16"),
+    ),
 }
 """Suites by name. Their evaluation overrides repeat the EfficientZero presets' protocol
 (``cartpole``: 8 episodes every 500 steps; ``atari100k``: 8 every 10k, 32 at the end) so
 that every algorithm is evaluated the same way. ``cartpole`` with its one seed is sized for
-under 10 minutes on 2 CPU cores; ``atari`` needs a GPU."""
+under 10 minutes on 2 CPU cores; ``atari`` needs a GPU.
+
+``classic`` is the robustness suite of the ``default`` preset against the baselines' general
+presets, each env at its own budget. LunarLander needs gymnasium's box2d extra (``pip install
+"gymnasium[box2d]"``); the gymnax envs (MinAtar Breakout, bsuite DeepSea at its default size
+8: gymnax's ``size`` option is not a registered id) run through ``envs.make`` for DQN and PPO
+and fused for EfficientZero. MiniGrid-DoorKey-5x5 is left out: its dict observations need an
+image wrapper that ``envs`` does not ship yet."""
 
 
 def customize(
@@ -148,6 +180,8 @@ def customize(
             name = "+".join(env_slug(e.env_id) for e in env_specs)
     if threshold is not None:
         env_specs = tuple(dataclasses.replace(e, threshold=threshold) for e in env_specs)
+    if steps:  # --steps replaces every env's own budgets
+        env_specs = tuple(dataclasses.replace(e, budgets=()) for e in env_specs)
     algo_specs = tuple(
         dataclasses.replace(a, preset=preset or a.preset, overrides=_last_wins(per_algo[a.algo]))
         for a in chosen

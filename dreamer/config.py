@@ -204,6 +204,10 @@ class SearchConfig:
     """Gumbel: actions considered at the root by sequential halving."""
     gumbel_scale: float = 1.0
     """Gumbel: scale of the root Gumbel noise during acting."""
+    prior_mix: float = 0.0
+    """Uniform mixing of the prior in every search (DreamerV3's 1% "unimix"): the search
+    sees ``(1 - prior_mix) * softmax(logits) + prior_mix / A``, so no action's prior is ever
+    near zero and sparse rewards behind an unlikely action can still be found."""
     temperatures: tuple[float, ...] = (1.0, 0.5, 0.25)
     """Visit-count temperature while acting, one per training phase."""
     temperature_milestones: tuple[float, ...] = (0.5, 0.75)
@@ -217,6 +221,7 @@ class SearchConfig:
         positive("search.pb_c_base", self.pb_c_base)
         positive("search.max_num_considered_actions", self.max_num_considered_actions)
         non_negative("search.gumbel_scale", self.gumbel_scale)
+        require(0 <= self.prior_mix < 1, "search.prior_mix", self.prior_mix, "a fraction in [0, 1)")
         require(
             all(t >= 0 for t in self.temperatures),
             "search.temperatures",

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import chex
+import jax
 import jax.numpy as jnp
 import mctx
 
@@ -87,8 +88,17 @@ def _qtransform(name: str) -> Callable[..., chex.Array]:
     }[name]
 
 
-def make_model_fns(net: Any, model: ModelConfig, discount: float):
-    """``(root_fn, recurrent_fn)`` for mctx over the network in inference mode."""
+def mix_prior(logits: chex.Array, prior_mix: float) -> chex.Array:
+    """Logits of ``(1 - prior_mix) * softmax(logits) + prior_mix / A`` (identity at 0)."""
+    if prior_mix == 0:
+        return logits
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.log((1.0 - prior_mix) * probs + prior_mix / logits.shape[-1])
+
+
+def make_model_fns(net: Any, model: ModelConfig, discount: float, prior_mix: float = 0.0):
+    """``(root_fn, recurrent_fn)`` for mctx over the network in inference mode; the prior is
+    mixed with the uniform distribution by ``prior_mix`` (``mix_prior``)."""
 
     def root_fn(variables: Variables, obs: chex.Array) -> mctx.RootFnOutput:
         return latent_root_fn(variables, net.apply(variables, obs, method="represent"))
@@ -106,7 +116,8 @@ def make_model_fns(net: Any, model: ModelConfig, discount: float):
             depth=jnp.zeros(batch, jnp.int32),
         )
         value = support_to_scalar(value_logits, model.value_support)
-        return mctx.RootFnOutput(prior_logits=policy_logits, value=value, embedding=emb)
+        prior = mix_prior(policy_logits, prior_mix)
+        return mctx.RootFnOutput(prior_logits=prior, value=value, embedding=emb)
 
     def recurrent_fn(
         variables: Variables, rng: chex.PRNGKey, action: chex.Array, emb: Embedding
@@ -123,7 +134,7 @@ def make_model_fns(net: Any, model: ModelConfig, discount: float):
         out = mctx.RecurrentFnOutput(
             reward=prefix - parent_prefix,
             discount=jnp.full_like(prefix, discount),
-            prior_logits=policy_logits,
+            prior_logits=mix_prior(policy_logits, prior_mix),
             value=support_to_scalar(value_logits, model.value_support),
         )
         nxt = Embedding(
@@ -156,7 +167,7 @@ def make_search(
     pUCT, the Gumbel scale for Gumbel MuZero. Both may be traced values. ``invalid_actions``
     is ``[B, A]`` bool (True = not allowed) or None. Pure and jittable; the caller jits.
     """
-    root_fn, recurrent_fn = make_model_fns(net, model, discount)
+    root_fn, recurrent_fn = make_model_fns(net, model, discount, search.prior_mix)
     sims = num_simulations or search.num_simulations
 
     def from_root(
@@ -230,6 +241,7 @@ __all__ = [
     "Embedding",
     "SearchOutput",
     "make_model_fns",
+    "mix_prior",
     "make_search",
     "qtransform_by_tree_min_max",
     "temperature_at",

@@ -52,6 +52,48 @@ class JaxEnv:
     id: str = "jax-env"
 
 
+class GymnasiumView(gymnasium.Env):
+    """A ``JaxEnv`` as a gymnasium env, for the host loops (DQN, PPO, EfficientZero's host
+    loop): ``reset``/``step`` run the jitted pure functions on numpy values.
+
+    The JAX protocol resets inside ``step``, so the observation returned with
+    ``terminated``/``truncated`` is already the next episode's first (gymnasium's vector env
+    then resets again, from a fresh key). A loop that bootstraps a truncated episode from its
+    last observation sees that first observation instead.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env: JaxEnv):
+        self.env = env
+        self.observation_space = env.observation_space
+        self.action_space = env.action_space
+        self._reset = jax.jit(env.reset)
+        self._step = jax.jit(env.step)
+        self._key = jax.random.PRNGKey(0)
+        self._state = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._key = jax.random.PRNGKey(seed)
+        self._key, sub = jax.random.split(self._key)
+        obs, self._state = self._reset(sub)
+        return np.asarray(obs), {}
+
+    def step(self, action: Any):
+        self._key, sub = jax.random.split(self._key)
+        obs, self._state, reward, terminated, truncated = self._step(
+            sub, self._state, jnp.asarray(action, jnp.int32)
+        )
+        return np.asarray(obs), float(reward), bool(terminated), bool(truncated), {}
+
+
+def make_gymnasium(env_id: str, **options: Any) -> GymnasiumView:
+    """The JAX-native env ``env_id`` (``gymnax:<id>``) as a gymnasium env."""
+    return GymnasiumView(make_jax(env_id, **options))
+
+
 class JaxEnvError(ValueError):
     """A JAX-native environment that cannot be used; the message says why and what to do."""
 

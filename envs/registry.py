@@ -188,6 +188,10 @@ def _constructor(env_id: str, mode: str, options: dict[str, Any]) -> Callable[[]
     if env_id in _FACTORIES:
         factory = _FACTORIES[env_id]
         return functools.partial(_call_factory, factory, env_id, mode, _kwargs(factory, options))
+    if env_id.startswith("gymnax:"):  # a JAX-native env stepped from the host
+        from envs.jax_envs import make_gymnasium
+
+        return functools.partial(make_gymnasium, env_id, **options)
     if ":" in env_id:
         return _module_constructor(env_id, mode, options)
     _register_ale()

@@ -528,3 +528,16 @@ def test_baselines_script_takes_the_same_seeds_syntax(tmp_path, capsys):
     with pytest.raises(SystemExit):
         baselines.main([*argv, "--seeds", "0 1"])
     assert "0,1,2 or as a range 0-9" in capsys.readouterr().err
+
+
+def test_classic_suite_runs_each_env_at_its_own_budget():
+    from benchmarks.suites import SUITES, customize, suite_runs
+
+    suite = SUITES["classic"]
+    runs = suite_runs(suite)
+    budgets = {(r.env.env_id, r.budget) for r in runs}
+    assert ("CartPole-v1", 5_000) in budgets and ("LunarLander-v3", 50_000) in budgets
+    assert len(runs) == len(suite.envs) * len(suite.algos) * len(suite.seeds)
+    assert {r.algo.preset for r in runs if r.algo.algo == "efficientzero"} == {"default"}
+    steps = customize(suite, steps=[1000])  # --steps replaces every env's own budget
+    assert {r.budget for r in suite_runs(steps)} == {1000}

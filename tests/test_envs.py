@@ -259,3 +259,24 @@ def test_own_envs_package_behind_the_projects_names_the_clash(tmp_path, monkeypa
 def test_missing_module_says_it_must_be_importable():
     with pytest.raises(ValueError, match="PYTHONPATH"):
         envs.make("no_such_pkg_xyz.envs:make")
+
+
+def test_a_gymnax_env_steps_through_gymnasium_as_through_jax():
+    import jax
+
+    from envs.jax_envs import make_jax
+
+    view = envs.make("gymnax:CartPole-v1")
+    obs, _ = view.reset(seed=3)
+    jax_env = make_jax("gymnax:CartPole-v1")
+    _, sub = jax.random.split(jax.random.PRNGKey(3))
+    expected, state = jax_env.reset(sub)
+    np.testing.assert_array_equal(obs, np.asarray(expected))
+    ended = False
+    for _ in range(200):
+        obs, reward, terminated, truncated, _ = view.step(0)  # always left: falls soon
+        assert reward == 1.0 and obs.shape == (4,)
+        if terminated or truncated:
+            ended = terminated
+            break
+    assert ended

@@ -146,3 +146,33 @@ def test_tree_min_max_qtransform_normalises_over_the_whole_tree():
 def test_temperature_schedule():
     cfg = SearchConfig(temperatures=(1.0, 0.5, 0.25), temperature_milestones=(0.5, 0.75))
     assert [temperature_at(cfg, p) for p in (0.0, 0.49, 0.5, 0.8)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_prior_mix_floors_every_action_at_a_share_of_uniform():
+    from dreamer.search import mix_prior
+
+    logits = jnp.array([[30.0, 0.0, -30.0, 0.0]])
+    np.testing.assert_array_equal(mix_prior(logits, 0.0), logits)  # off: untouched
+    mixed = np.asarray(jax.nn.softmax(mix_prior(logits, 0.01)))
+    expected = 0.99 * np.asarray(jax.nn.softmax(logits)) + 0.01 / 4
+    np.testing.assert_allclose(mixed, expected, rtol=1e-5)
+    assert mixed.min() >= 0.0025 * (1 - 1e-5)
+
+
+def test_prior_mix_lets_the_search_find_an_action_its_prior_rules_out():
+    class Blind(BanditNet):  # the prior all but forbids action 2, the only rewarding one
+        def apply(self, variables, *args, method, **kwargs):
+            out = super().apply(variables, *args, method=method, **kwargs)
+            if method == "predict":
+                return jnp.tile(jnp.array([0.0, 0.0, -60.0, 0.0]), (out[0].shape[0], 1)), out[1]
+            return out
+
+    net = Blind([0.0, 0.0, 1.0, 0.0])
+    visits = {}
+    for mix in (0.0, 0.25):
+        cfg = SearchConfig(policy="muzero", num_simulations=64, prior_mix=mix)
+        out = make_search(net, MODEL, cfg, discount=0.99)(
+            None, jax.random.PRNGKey(0), jnp.zeros((1, 1)), temperature=1.0, noise=0.0
+        )
+        visits[mix] = float(out.policy[0, 2])
+    assert visits[0.0] < 0.05 and visits[0.25] > 0.5, visits
