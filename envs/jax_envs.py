@@ -17,8 +17,8 @@ agent exactly as for a gymnasium env.
 Sources (``make_jax``):
 
 - ``gymnax:<id>``: a gymnax environment (``gymnax.make(id)``: CartPole-v1, Acrobot-v1,
-  MountainCar-v0, the MinAtar games, the bsuite tasks), adapted here: a gymnax ``done`` that
-  comes from the episode's time limit becomes ``truncated``, and observations of several
+  MountainCar-v0, the MinAtar games, the bsuite tasks), adapted here: the episode's time
+  limit (gymnax's ``is_truncated``) ends it as ``truncated``, and observations of several
   axes are flattened to vectors (option ``flatten``, default true);
 - ``package.module:factory``: the factory returns a ``JaxEnv`` (``factory(**options)``).
 """
@@ -204,7 +204,6 @@ def _from_gymnax(name: str, *, flatten: bool = True, **options: Any) -> JaxEnv:
         np.float32,
     )
     action_space = gymnasium.spaces.Discrete(int(env.action_space(params).n))
-    has_time = hasattr(params, "max_steps_in_episode")
 
     def reset(key: jax.Array) -> tuple[jax.Array, Any]:
         obs, state = env.reset_env(key, params)
@@ -212,15 +211,12 @@ def _from_gymnax(name: str, *, flatten: bool = True, **options: Any) -> JaxEnv:
 
     def step(key: jax.Array, state: Any, action: jax.Array) -> tuple:
         key_step, key_reset = jax.random.split(key)
-        obs, nxt, reward, done, _ = env.step_env(key_step, state, action, params)
-        done = jnp.asarray(done, bool)
-        if has_time and hasattr(nxt, "time"):
-            # gymnax ends an episode at its time limit too: that is a cut, not a terminal.
-            terminal = env.is_terminal(nxt.replace(time=jnp.zeros_like(nxt.time)), params)
-            terminated = done & jnp.asarray(terminal, bool)
-        else:
-            terminated = done
-        truncated = done & ~terminated
+        # gymnax 1.x: step_env reports natural terminations only; the time limit is
+        # is_truncated (a cut, not a terminal), as its own auto-resetting ``step`` does.
+        obs, nxt, reward, terminated, _ = env.step_env(key_step, state, action, params)
+        terminated = jnp.asarray(terminated, bool)
+        truncated = jnp.asarray(env.is_truncated(nxt, params), bool) & ~terminated
+        done = terminated | truncated
         reset_obs, reset_state = env.reset_env(key_reset, params)
         obs = jnp.where(done, reset_obs, obs).astype(jnp.float32).reshape(shape)
         state = jax.tree.map(lambda r, n: jnp.where(done, r, n), reset_state, nxt)

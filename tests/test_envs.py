@@ -280,3 +280,15 @@ def test_a_gymnax_env_steps_through_gymnasium_as_through_jax():
             ended = terminated
             break
     assert ended
+
+
+def test_a_gymnax_time_limit_is_a_truncation():
+    """gymnax keeps the time limit out of ``step_env``: CartPole-v1 held upright must still
+    end at 500 steps, as truncated (an adapter that missed it gave endless episodes)."""
+    view = envs.make("gymnax:CartPole-v1")
+    obs, _ = view.reset(seed=0)
+    for t in range(1, 600):
+        obs, _, terminated, truncated, _ = view.step(int(obs[2] + 0.5 * obs[3] > 0))
+        if terminated or truncated:
+            break
+    assert (t, terminated, truncated) == (500, False, True)
