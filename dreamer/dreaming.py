@@ -6,12 +6,14 @@ imagines ``H = dream.horizon`` steps:
     s_0 = h(o),   a_j ~ softmax(p(s_j)) (temperature 1),   s_{j+1}, c_{j+1} = g(s_j, c_j, a_j)
 
 with the value-prefix LSTM state ``c`` reset every ``model.lstm_horizon`` steps, as in
-training and search. At every imagined latent ``s_1 .. s_H`` a Gumbel search of
+training and search. At every imagined latent ``s_1 .. s_H`` a search of
 ``dream.simulations`` simulations (the same mctx adapter as acting and reanalysis, rooted at
-the latent) gives an improved policy ``pi_j`` (mctx's ``action_weights``) and a root value
-``q_j``. Model error is controlled three ways: the horizon is at most the unroll length the
-dynamics are trained to (``Config`` checks it), dreaming starts only after ``dream.start`` of
-the update budget, and an imagined state gives no target when the network's own value there
+the latent: the agent's own search kind, or Gumbel MuZero with ``dream.search="gumbel"``)
+gives an improved policy ``pi_j`` (mctx's ``action_weights``) and a root value ``q_j``.
+
+Model error is controlled three ways: the horizon is at most the unroll length the dynamics
+are trained to (``Config`` checks it), dreaming starts only after ``dream.start`` of the
+update budget, and an imagined state gives no target when the network's own value there
 and the search's value disagree,
 
     d_j = |v(s_j) - q_j| / (1 + |q_j|) > dream.max_disagreement,

@@ -53,7 +53,7 @@ def dream_cfg(*overrides):
 
 
 def test_imagined_rollouts_on_a_hand_made_model_give_known_latents_and_targets():
-    cfg = dream_cfg("dream.simulations=4")
+    cfg = dream_cfg("dream.simulations=4", "dream.search=gumbel")
     net = ToyNet(cfg)
     dreaming = make_dreaming(cfg, net)
     obs = jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
@@ -81,7 +81,7 @@ def _replayed(dreaming, net, obs, tgt):
 
 
 def test_disagreeing_imagined_states_give_no_target():
-    cfg = dream_cfg("dream.max_disagreement=0.1")
+    cfg = dream_cfg("dream.max_disagreement=0.1", "dream.search=gumbel")
 
     class Optimist(ToyNet):
         """The value head is high at s_1 (one step of action 1) and 0 beyond it, where the

@@ -287,8 +287,10 @@ def test_a_gymnax_time_limit_is_a_truncation():
     end at 500 steps, as truncated (an adapter that missed it gave endless episodes)."""
     view = envs.make("gymnax:CartPole-v1")
     obs, _ = view.reset(seed=0)
-    for t in range(1, 600):
+    steps = 0
+    while steps < 600:
         obs, _, terminated, truncated, _ = view.step(int(obs[2] + 0.5 * obs[3] > 0))
+        steps += 1
         if terminated or truncated:
             break
-    assert (t, terminated, truncated) == (500, False, True)
+    assert (steps, terminated, truncated) == (500, False, True)
