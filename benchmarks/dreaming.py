@@ -256,17 +256,22 @@ def verdict(records: list[dict], folders: list[Path], threshold: float | None) -
     if not dreams or "dream 0" not in score:
         return "Verdict: the sweep needs ratio 0 and at least one ratio > 0."
     best = max(dreams, key=lambda n: score[n].point)
-    control = "control " + best.split(" ", 1)[1]
+    control = "control " + best.split(" ")[1]
     others = ["dream 0"] + ([control] if control in score else [])
-    beaten = [o for o in others if score[best].low > score[o].high]
-    if len(beaten) == len(others):
-        apart = "95% intervals of the final return apart"
-        return f"Verdict: {best} beats {' and '.join(others)} ({apart})."
+
+    def compare(other: str) -> str:
+        if score[best].low > score[other].high:
+            return f"better than {other} {score[other].format(1)}"
+        if score[best].high < score[other].low:
+            return f"worse than {other} {score[other].format(1)}"
+        return f"not distinguishable from {other} {score[other].format(1)}"
+
+    words = "; ".join(compare(o) for o in others)
+    won = all(score[best].low > score[o].high for o in others)
+    head = "dreaming wins" if won else "no win for dreaming"
     return (
-        f"Verdict: no clear win for dreaming. The best ratio, {best}, has final return "
-        f"{score[best].format(1)}, against "
-        + ", ".join(f"{o} {score[o].format(1)}" for o in others)
-        + "; the intervals overlap."
+        f"Verdict: {head}. The best ratio, {best}, with final return {score[best].format(1)}, "
+        f"is {words} (95% intervals)."
     )
 
 
