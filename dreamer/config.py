@@ -381,8 +381,8 @@ class DreamConfig:
 
     Each update takes ``ceil(ratio * batch_size / horizon)`` real replayed states, encodes
     them with the target network and rolls its dynamics ``horizon`` steps forward, drawing
-    actions from its policy prior at temperature 1. A Gumbel search of ``simulations``
-    simulations at every imagined latent gives an improved policy; the online prediction head
+    actions from its policy prior at temperature 1. A search of ``simulations`` simulations
+    (``search``) at every imagined latent gives an improved policy; the online prediction head
     at the same (stop-gradient) imagined latents learns it by cross-entropy, weighted by
     ``policy_weight``. So ``ratio`` is imagined target states per real sampled state: with
     ``replay.batch_size=128``, ``ratio=2`` and ``horizon=4``, each update imagines from 64 real
@@ -397,8 +397,9 @@ class DreamConfig:
     search: Literal["agent", "gumbel"] = "agent"
     """The search at imagined latents: ``agent`` is the agent's own search (``search.*``, the
     kind that gives the real policy targets) with ``simulations`` simulations; ``gumbel`` is
-    Gumbel MuZero's improved policy. Measured on CartPole (README, Dreaming): Gumbel's
-    targets, near one-hot with two actions, collapsed the policy at ratio 4."""
+    Gumbel MuZero's improved policy. On CartPole (README, Dreaming) both collapsed the policy
+    at ratio 4; ``agent`` is the default because its targets are of the same kind as the real
+    ones."""
     simulations: int = 8
     """Simulations of the search at each imagined latent."""
     policy_weight: float = 1.0
