@@ -402,8 +402,10 @@ class DreamConfig:
     ones."""
     simulations: int = 8
     """Simulations of the search at each imagined latent."""
-    policy_weight: float = 1.0
-    """Weight of the dream policy loss against the real policy loss."""
+    policy_weight: float = 0.1
+    """Weight of the dream policy loss against the real policy loss. Measured on CartPole
+    (README, Dreaming): at 1.0 the dream targets took over the policy head and collapsed it
+    at ratios 1 and 4; at 0.1 (ratio 1) they did not."""
     value_weight: float = 0.0
     """Weight of a dream value loss toward the search's root value (0: off, the default)."""
     start: float = 0.25
