@@ -105,7 +105,7 @@ def test_disagreeing_imagined_states_give_no_target():
     # Only s_2 counts: the cross-entropy of its search policy against the prior.
     log_prior = np.asarray(jax.nn.log_softmax(jnp.array([0.0, 20.0, 0.0])))
     second = -np.sum(np.asarray(tgt.policies[:, 1]) * log_prior, axis=-1)
-    np.testing.assert_allclose(per_rollout, second, rtol=1e-5)
+    np.testing.assert_allclose(per_rollout, cfg.dream.policy_weight * second, rtol=1e-5)
     full = tgt.replace(weights=jnp.ones_like(tgt.weights))
     _, (with_first, _) = _replayed(dreaming, net, jnp.zeros((2, 3)), full)
     assert np.all(np.asarray(with_first) > np.asarray(per_rollout))
