@@ -144,7 +144,7 @@ def test_finite_gradients_for_every_parameter():
         )
         return sum(jnp.sum(jnp.sin(o)) for o in out)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)  # one compiled program, not op-by-op
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.isfinite(g).all()), path
         assert float(jnp.abs(g).max()) > 0.0, path
