@@ -180,14 +180,13 @@ def report(out: Path) -> str:
         ]
         fig = Figure(figsize=(6, 4))
         ax = fig.add_subplot()
-        contour = []
-        frontier_points = []
+        contour, frontier_points, scores = [], [], {}
         for i in order:
             rec, folder = records[i], folders[i]
             res = seed_results(folder, threshold)
             finals = np.array([r["final"] for r in res], float)
             comp = float(np.mean([r["compute"] for r in res]))
-            ci = bootstrap_mean(finals)
+            ci = scores[rec["name"]] = bootstrap_mean(finals)
             if threshold is None:
                 staying, med = "-", "-"
             else:
@@ -238,20 +237,16 @@ def report(out: Path) -> str:
             ax.set_title(f"{env}: return over real steps and compute")
             _save(fig, out / f"{env_key}_contours.png")
         lines.append("")
-        lines.append(verdict(records, folders, threshold))
+        lines.append(verdict(scores))
         lines.append("")
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)
     return text
 
 
-def verdict(records: list[dict], folders: list[Path], threshold: float | None) -> str:
-    """Plain words: does the best dream ratio beat both ratio 0 and its control?"""
-    score = {}
-    for rec, folder in zip(records, folders, strict=True):
-        res = seed_results(folder, threshold)
-        finals = np.array([r["final"] for r in res], float)
-        score[rec["name"]] = bootstrap_mean(finals)
+def verdict(score: dict[str, Any]) -> str:
+    """Plain words: does the best dream ratio beat both ratio 0 and its control? ``score``:
+    each variant's final-return interval, by name."""
     dreams = [n for n in score if n.startswith("dream ") and n != "dream 0"]
     if not dreams or "dream 0" not in score:
         return "Verdict: the sweep needs ratio 0 and at least one ratio > 0."

@@ -126,13 +126,14 @@ def make_dreaming(cfg: Config, net: Any) -> Dreaming:
             policy_logits, value_logits = apply("predict", jax.lax.stop_gradient(s))
             ce = -jnp.sum(tgt.policies[:, j] * jax.nn.log_softmax(policy_logits, -1), -1)
             policy_loss.append(ce)
-            v_target = scalar_to_support(tgt.values[:, j], model.value_support)
-            value_loss.append(-jnp.sum(v_target * jax.nn.log_softmax(value_logits, -1), -1))
+            if d.value_weight > 0:
+                v_target = scalar_to_support(tgt.values[:, j], model.value_support)
+                value_loss.append(-jnp.sum(v_target * jax.nn.log_softmax(value_logits, -1), -1))
         w = tgt.weights
         policy_loss = (jnp.stack(policy_loss, axis=1) * w).sum(1)
-        value_loss = (jnp.stack(value_loss, axis=1) * w).sum(1)
         per_rollout = d.policy_weight * policy_loss
         if d.value_weight > 0:
+            value_loss = (jnp.stack(value_loss, axis=1) * w).sum(1)
             per_rollout = per_rollout + d.value_weight * value_loss
         metrics = {
             "losses/dream_policy": policy_loss.mean(),

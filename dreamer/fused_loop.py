@@ -124,6 +124,7 @@ class _Runner:
         sums, episodes = jax.device_get((self.states.sums, self.states.episodes))
         zeros = jax.tree.map(jnp.zeros_like, (self.states.sums, self.states.episodes))
         self.states = self.states.replace(sums=zeros[0], episodes=zeros[1])
+        spent = compute.as_metrics(self.compute_spent())  # the same for every seed
         for i, book in enumerate(self.books):
             count = float(sums["updates"][i])
             skipped = count - float(sums["finite_updates"][i])
@@ -147,7 +148,7 @@ class _Runner:
                 float(episodes["length_sum"][i]),
                 int(episodes["count"][i]),
             )
-            metrics.update(compute.as_metrics(self.compute_spent()))
+            metrics.update(spent)
             book.write_row(self.env_steps, self.updates, metrics, evaluated=evaluated)
 
     def compute_spent(self) -> dict[str, int]:

@@ -123,3 +123,16 @@ def test_learner_augments_the_step0_input_and_the_consistency_targets_only(monke
     seen.clear()
     jax.jit(learner.targets)(state, batch, jax.random.PRNGKey(1))
     assert seen == []
+
+
+def test_random_shift_offsets_are_uniform_over_the_2_pad_plus_1_crops():
+    """Each of the (2 pad + 1)^2 crops is equally likely (an offset range one too wide would
+    clamp onto the last crop and double its share)."""
+    pad, b = 1, 4000
+    ramp = jnp.arange(36, dtype=jnp.float32).reshape(1, 1, 6, 6, 1) + 100.0
+    out = random_shift(jax.random.PRNGKey(4), jnp.tile(ramp, (b, 1, 1, 1, 1)), pad)
+    # The centre pixel (2, 2) of the 6x6 ramp comes from row 1 + dy, column 1 + dx.
+    source = np.asarray(out[:, 0, 2, 2, 0]) - 100.0
+    dy, dx = source // 6 - 1, source % 6 - 1
+    counts = np.bincount((dy * 3 + dx).astype(int), minlength=9)
+    np.testing.assert_allclose(counts / b, np.full(9, 1 / 9), atol=0.02)
