@@ -28,16 +28,7 @@ from typing import Any
 
 from benchmarks import machine, published
 
-SMOKE = [
-    "search.num_simulations=2",
-    "replay.batch_size=4",
-    "replay.capacity=400",
-    "replay.reanalyze_simulations=2",
-    "replay.refresh_chunk=64",
-    "loop.warmup_steps=48",
-    "loop.extra_updates=0",
-    "optim.warmup_updates=2",
-    "optim.target_update_every=4",
+TINY_MODEL = [
     "model.channels=8",
     "model.reduced_channels=2",
     "model.lstm_hidden=8",
@@ -48,6 +39,20 @@ SMOKE = [
     "model.dtype=float32",  # bfloat16 convolutions are slow on CPUs
     "model.value_support=10",
     "model.reward_support=5",
+]
+"""A CPU-sized Atari network: the same code path in seconds (smoke runs and tests)."""
+
+SMOKE = [
+    "search.num_simulations=2",
+    "replay.batch_size=4",
+    "replay.capacity=400",
+    "replay.reanalyze_simulations=2",
+    "replay.refresh_chunk=64",
+    "loop.warmup_steps=48",
+    "loop.extra_updates=0",
+    "optim.warmup_updates=2",
+    "optim.target_update_every=4",
+    *TINY_MODEL,
     "env.num_envs=2",
     "env.num_eval_envs=2",
     "env.vectorization=sync",

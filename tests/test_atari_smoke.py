@@ -3,6 +3,7 @@
 import json
 
 from benchmarks import atari100k
+from benchmarks.gpu_check import TINY_MODEL
 
 TINY = [
     "search.num_simulations=2",
@@ -15,16 +16,7 @@ TINY = [
     "loop.replay_ratio=0.25",
     "loop.extra_updates=0",
     "optim.warmup_updates=2",
-    "model.channels=8",
-    "model.reduced_channels=2",
-    "model.lstm_hidden=8",
-    "model.head_hidden=[8]",
-    "model.proj_hidden=16",
-    "model.proj_out=16",
-    "model.pred_hidden=8",
-    "model.dtype=float32",  # bfloat16 convolutions are slow on CPUs
-    "model.value_support=10",
-    "model.reward_support=5",
+    *TINY_MODEL,
     "env.num_eval_envs=1",
     "run.eval_every=0",
     "run.final_eval_episodes=1",
