@@ -127,6 +127,10 @@ class RunConfig:
 # EfficientZero.
 
 
+SMALL_FRAME = 16
+"""Frames of at most this many pixels a side keep their size in the conv trunk (``auto``)."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     """Representation, dynamics (with value-prefix LSTM) and prediction networks."""
@@ -139,6 +143,12 @@ class ModelConfig:
     """MLP trunk: hidden layer sizes of representation and dynamics."""
     channels: int = 64
     """Conv trunk: channels of the residual tower (EfficientZero: 64)."""
+    downsample: Literal["auto", "efficientzero", "none"] = "auto"
+    """Conv trunk: ``efficientzero`` shrinks frames 16x (96 -> 6: strided convs and pooling,
+    built for Atari) to a spatial latent; ``none`` keeps the frame's size (a 3x3 conv stem and
+    residual blocks, as MinAtar agents use), then a dense layer makes a vector latent of
+    ``latent_dim`` for the MLP dynamics; ``auto`` picks ``none`` for frames of at most
+    ``SMALL_FRAME`` (16) pixels a side and ``efficientzero`` above."""
     num_blocks: int = 1
     """Conv trunk: residual blocks in representation and in dynamics."""
     reduced_channels: int = 16
@@ -180,6 +190,12 @@ class ModelConfig:
         non_negative("model.num_blocks", self.num_blocks)
         fraction("model.dynamics_grad_scale", self.dynamics_grad_scale)
 
+    def downsamples(self, frame_shape: tuple[int, ...]) -> bool:
+        """Whether the conv trunk shrinks frames ``[H, W, C]`` EfficientZero's way."""
+        if self.downsample == "auto":
+            return max(frame_shape[:2]) > SMALL_FRAME
+        return self.downsample == "efficientzero"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SearchConfig:
@@ -190,8 +206,16 @@ class SearchConfig:
     num_simulations: int = 50
     """Simulations per search."""
     qtransform: Literal["tree_min_max", "parent_siblings", "completed_mix"] = "tree_min_max"
-    """Q normalisation: EfficientZero's whole-tree min-max, mctx's parent-and-siblings, or
-    Gumbel's completed-by-mix-value (used by the gumbel policy when tree_min_max is set)."""
+    """Q normalisation: EfficientZero's min-max over the whole tree with the spread floored at
+    ``value_delta_max`` (pUCT form for ``muzero``; completed and scaled by ``c_visit`` and
+    ``c_scale`` for ``gumbel``), mctx's parent-and-siblings, or mctx's completed-by-mix-value
+    (each node by its own min and max: any Q gap becomes the full scale)."""
+    value_delta_max: float = 0.01
+    """``tree_min_max``: floor on the tree's Q spread, so Q gaps below it stay small."""
+    c_visit: float = 50.0
+    """Gumbel: sigma(q) = (c_visit + max visits) * c_scale * normalised q (mctx, EZ-V2)."""
+    c_scale: float = 0.1
+    """Gumbel: scale of the normalised completed Q-values (see ``c_visit``)."""
     dirichlet_alpha: float = 0.3
     """Root Dirichlet noise concentration (muzero policy)."""
     dirichlet_fraction: float = 0.25
@@ -221,6 +245,9 @@ class SearchConfig:
         positive("search.pb_c_base", self.pb_c_base)
         positive("search.max_num_considered_actions", self.max_num_considered_actions)
         non_negative("search.gumbel_scale", self.gumbel_scale)
+        positive("search.value_delta_max", self.value_delta_max)
+        non_negative("search.c_visit", self.c_visit)
+        positive("search.c_scale", self.c_scale)
         require(0 <= self.prior_mix < 1, "search.prior_mix", self.prior_mix, "a fraction in [0, 1)")
         require(
             all(t >= 0 for t in self.temperatures),
@@ -363,7 +390,10 @@ class LoopConfig:
     """How acting and learning interleave."""
 
     warmup_steps: int = 2_000
-    """Env steps collected (by search with the initial networks) before learning starts."""
+    """Env steps collected (by search with the initial networks) before learning starts; the
+    warm-up is the larger of this and ``warmup_fraction`` of the budget."""
+    warmup_fraction: float = 0.0
+    """Warm-up as a fraction of ``run.env_steps`` (budget-relative; see ``warmup_steps``)."""
     replay_ratio: float = 1.0
     """Updates per real env step once learning has started."""
     extra_updates: int = 0
@@ -371,6 +401,12 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         non_negative("loop.warmup_steps", self.warmup_steps)
+        require(
+            0 <= self.warmup_fraction < 1,
+            "loop.warmup_fraction",
+            self.warmup_fraction,
+            "a fraction of the budget in [0, 1)",
+        )
         non_negative("loop.replay_ratio", self.replay_ratio)
         non_negative("loop.extra_updates", self.extra_updates)
 
@@ -455,9 +491,15 @@ class Config:
             )
 
     @property
+    def warmup_steps(self) -> int:
+        """Env steps before learning starts: ``loop.warmup_steps`` or ``loop.warmup_fraction``
+        of the budget, whichever is larger."""
+        return max(self.loop.warmup_steps, round(self.loop.warmup_fraction * self.run.env_steps))
+
+    @property
     def total_updates(self) -> int:
         """Updates the whole run will make (for schedules)."""
-        learn_steps = max(0, self.run.env_steps - self.loop.warmup_steps)
+        learn_steps = max(0, self.run.env_steps - self.warmup_steps)
         return round(learn_steps * self.loop.replay_ratio) + self.loop.extra_updates
 
     @property
@@ -477,4 +519,4 @@ class Config:
         ``loop.extra_updates``): ``floor((env_steps - warmup) * p / q)`` in integers, the same
         in the host loop and inside the fused loop."""
         p, q = self.replay_ratio_fraction
-        return max(0, env_steps - self.loop.warmup_steps) * p // q
+        return max(0, env_steps - self.warmup_steps) * p // q

@@ -48,21 +48,31 @@ class SearchOutput:
     predicted_value: chex.Array  # [B] the network's value of the root before search
 
 
+def _tree_bounds(tree: mctx.Tree) -> tuple[chex.Array, chex.Array]:
+    """Min and max of the Q-values of every visited edge of the (unbatched) tree; ``+inf`` and
+    ``-inf`` while no edge is visited."""
+    all_q = tree.children_rewards + tree.children_discounts * tree.children_values  # [N, A]
+    visited = tree.children_visits > 0
+    lo = jnp.min(jnp.where(visited, all_q, jnp.inf))
+    hi = jnp.max(jnp.where(visited, all_q, -jnp.inf))
+    return lo, hi
+
+
 def qtransform_by_tree_min_max(
     tree: mctx.Tree, node_index: chex.Numeric, *, value_delta_max: float = 0.01
 ) -> chex.Array:
-    """EfficientZero's Q normalisation: min-max over every visited edge of the whole tree.
+    """EfficientZero's Q normalisation for pUCT: min-max over every visited edge of the tree.
 
-    Unvisited children get the parent's mean Q (as EfficientZero's tree); the result is
-    clipped to [0, 1]. The denominator is at least ``value_delta_max`` once the tree holds
-    two different Q-values. (EfficientZero keeps running extremes of backed-up values; the
-    extremes of the current Q-values used here coincide with them at every visited edge.)
+    Unvisited children get the node's mean Q, ``(V(s) + sum of visited Q) / (n + 1)`` at an
+    interior node and the mean of the visited Qs at the root; the result is clipped to [0, 1].
+    The denominator is at least ``value_delta_max`` once the tree holds two different Q-values
+    (EfficientZero's ``CMinMaxStats``). Two deliberate differences from EfficientZero's C++
+    tree: it keeps running extremes of backed-up values, which coincide with the extremes of
+    the current edge Qs used here; and its interior mean Q starts from the *parent's* mean Q,
+    a value of another state, where this uses the node's own value V(s).
     ``tree`` is unbatched, as mctx passes it.
     """
-    all_q = tree.children_rewards + tree.children_discounts * tree.children_values  # [N, A]
-    visited_all = tree.children_visits > 0
-    lo = jnp.min(jnp.where(visited_all, all_q, jnp.inf))
-    hi = jnp.max(jnp.where(visited_all, all_q, -jnp.inf))
+    lo, hi = _tree_bounds(tree)
     q = tree.qvalues(node_index)
     visits = tree.children_visits[node_index]
     visited = visits > 0
@@ -80,12 +90,74 @@ def qtransform_by_tree_min_max(
     return jnp.clip(normalized, 0.0, 1.0)
 
 
-def _qtransform(name: str) -> Callable[..., chex.Array]:
-    return {
-        "tree_min_max": qtransform_by_tree_min_max,
-        "parent_siblings": mctx.qtransform_by_parent_and_siblings,
-        "completed_mix": mctx.qtransform_completed_by_mix_value,
-    }[name]
+def mixed_value(
+    raw_value: chex.Numeric, q: chex.Array, visits: chex.Array, prior: chex.Array
+) -> chex.Array:
+    """Danihelka et al. (2022), eq. 33: ``(v + sum_b N(b) * sum_{visited a} pi(a) q(a) /
+    sum_{visited a} pi(a)) / (1 + sum_b N(b))`` for the network's value ``v`` and ``[A]``
+    Q-values, visit counts and prior probabilities; ``v`` itself when nothing is visited."""
+    visited = visits > 0
+    prior = jnp.maximum(prior, jnp.finfo(prior.dtype).tiny)
+    visited_prior = jnp.sum(jnp.where(visited, prior, 0.0))
+    weighted_q = jnp.sum(jnp.where(visited, prior * q, 0.0)) / jnp.where(
+        visited_prior > 0, visited_prior, 1.0
+    )
+    total = jnp.sum(visits)
+    return (raw_value + total * weighted_q) / (total + 1)
+
+
+def qtransform_gumbel_by_tree_min_max(
+    tree: mctx.Tree,
+    node_index: chex.Numeric,
+    *,
+    value_delta_max: float = 0.01,
+    c_visit: float = 50.0,
+    c_scale: float = 0.1,
+) -> chex.Array:
+    """Gumbel MuZero's completed Q, normalised over the whole tree (EfficientZero-V2).
+
+        sigma(q_a) = (c_visit + max_b N(b)) * c_scale * clip((q_a - lo) / max(hi - lo, delta))
+
+    ``q_a`` is the visited Q of action a, or for an unvisited action the mixed value of
+    Danihelka et al. (2022), Appendix D (mctx's); ``lo``, ``hi`` are the extremes of the Q-values
+    of every visited edge of the tree (the node's own completed Q-values while none is
+    visited) and ``delta`` is ``value_delta_max``. The floor on the spread is what keeps a
+    target near the prior when the Q-values differ by noise: normalising each node by its own
+    min and max (mctx's ``qtransform_completed_by_mix_value``) stretches any gap, however
+    small, to the full scale. Returns ``[A]`` for the unbatched ``tree`` mctx passes.
+    """
+    q = tree.qvalues(node_index)
+    visits = tree.children_visits[node_index]
+    prior = jax.nn.softmax(tree.children_prior_logits[node_index])
+    mixed = mixed_value(tree.raw_values[node_index], q, visits, prior)
+    completed = jnp.where(visits > 0, q, mixed)
+    lo, hi = _tree_bounds(tree)
+    none_visited = lo > hi
+    lo = jnp.where(none_visited, jnp.min(completed), lo)
+    hi = jnp.where(none_visited, jnp.max(completed), hi)
+    normalized = jnp.clip((completed - lo) / jnp.maximum(hi - lo, value_delta_max), 0.0, 1.0)
+    return (c_visit + jnp.max(visits)) * c_scale * normalized
+
+
+def _qtransform(search: SearchConfig) -> Callable[..., chex.Array]:
+    """The Q transform of ``search``: ``tree_min_max`` is the pUCT form for ``muzero`` and the
+    completed, scaled form for ``gumbel``, both over the whole tree with the spread floored."""
+    if search.qtransform == "parent_siblings":
+        return mctx.qtransform_by_parent_and_siblings
+    if search.qtransform == "completed_mix":
+        return functools.partial(
+            mctx.qtransform_completed_by_mix_value,
+            maxvisit_init=search.c_visit,
+            value_scale=search.c_scale,
+        )
+    if search.policy == "gumbel":
+        return functools.partial(
+            qtransform_gumbel_by_tree_min_max,
+            value_delta_max=search.value_delta_max,
+            c_visit=search.c_visit,
+            c_scale=search.c_scale,
+        )
+    return functools.partial(qtransform_by_tree_min_max, value_delta_max=search.value_delta_max)
 
 
 def mix_prior(logits: chex.Array, prior_mix: float) -> chex.Array:
@@ -181,18 +253,17 @@ def make_search(
         if search.policy == "muzero":
             policy = functools.partial(
                 mctx.muzero_policy,
-                qtransform=_qtransform(search.qtransform),
+                qtransform=_qtransform(search),
                 dirichlet_fraction=search.dirichlet_fraction * noise,
                 dirichlet_alpha=search.dirichlet_alpha,
                 pb_c_init=search.pb_c_init,
                 pb_c_base=search.pb_c_base,
                 temperature=temperature,
             )
-        else:  # Gumbel needs completed Q-values: tree_min_max maps to completed_mix
-            name = "completed_mix" if search.qtransform == "tree_min_max" else search.qtransform
+        else:
             policy = functools.partial(
                 mctx.gumbel_muzero_policy,
-                qtransform=_qtransform(name),
+                qtransform=_qtransform(search),
                 max_num_considered_actions=search.max_num_considered_actions,
                 gumbel_scale=search.gumbel_scale * noise,
             )
@@ -242,7 +313,9 @@ __all__ = [
     "SearchOutput",
     "make_model_fns",
     "mix_prior",
+    "mixed_value",
     "make_search",
     "qtransform_by_tree_min_max",
+    "qtransform_gumbel_by_tree_min_max",
     "temperature_at",
 ]

@@ -102,6 +102,11 @@ OUT_OF_RANGE = [
     "optim.consistency_weight=-2",
     "optim.target_update_every=0",
     "loop.warmup_steps=-1",
+    "loop.warmup_fraction=-0.1",
+    "loop.warmup_fraction=1",
+    "search.value_delta_max=0",
+    "search.c_scale=0",
+    "search.c_visit=-1",
     "loop.replay_ratio=-1",
     "loop.extra_updates=-1",
 ]
@@ -112,6 +117,18 @@ def test_out_of_range_values_are_rejected_naming_the_key(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=re.escape(key) + r"=.+ is invalid: expected"):
         apply_overrides(Config(), [override])
+
+
+def test_the_warm_up_is_the_larger_of_its_steps_and_its_share_of_the_budget():
+    cfg = apply_overrides(
+        Config(), ["run.env_steps=3000", "loop.warmup_steps=100", "loop.warmup_fraction=0.1"]
+    )
+    assert cfg.warmup_steps == 300
+    assert cfg.updates_by(300) == 0 and cfg.updates_by(301) == 1  # replay_ratio 1
+    assert cfg.total_updates == 2700
+    longer = apply_overrides(cfg, ["run.env_steps=20000"])
+    assert longer.warmup_steps == 2000 and longer.total_updates == 18000
+    assert apply_overrides(cfg, ["loop.warmup_steps=500"]).warmup_steps == 500
 
 
 def test_values_on_the_edge_of_their_ranges_are_accepted():

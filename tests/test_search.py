@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from dreamer.config import ModelConfig, SearchConfig
-from dreamer.search import make_model_fns, make_search, qtransform_by_tree_min_max, temperature_at
+from dreamer.search import (
+    make_model_fns,
+    make_search,
+    mixed_value,
+    qtransform_by_tree_min_max,
+    qtransform_gumbel_by_tree_min_max,
+    temperature_at,
+)
 from dreamer.transforms import scalar_to_support
 
 SUPPORT = 5
@@ -114,33 +121,142 @@ def test_value_prefix_becomes_reward_with_lstm_reset():
     assert int(emb.depth[0]) == 5
 
 
-def test_tree_min_max_qtransform_normalises_over_the_whole_tree():
-    # Root (0) with children 1 (via action 0) and 2 (via action 1); node 1 has child 3.
-    n, a = 4, 2
-    children_index = jnp.array([[1, 2], [3, -1], [-1, -1], [-1, -1]])
-    visits = jnp.array([[2, 1], [1, 0], [0, 0], [0, 0]])
-    rewards = jnp.array([[1.0, 0.0], [5.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    values = jnp.array([3.0, 2.0, -1.0, 0.0])
-    tree = mctx.Tree(
-        node_visits=jnp.array([4, 2, 1, 1]),
+def _tree(children_index, visits, rewards, values, prior_logits=None) -> mctx.Tree:
+    """An unbatched mctx tree from per-node children, visits, rewards ``[N, A]`` and node
+    values ``[N]`` (raw value = node value); edge discounts are 1."""
+    children_index, values = jnp.asarray(children_index), jnp.asarray(values, jnp.float32)
+    n, a = children_index.shape
+    parents = np.full(n, -1)
+    action_from_parent = np.full(n, -1)
+    for node, row in enumerate(np.asarray(children_index)):
+        for action, child in enumerate(row):
+            if child >= 0:
+                parents[child], action_from_parent[child] = node, action
+    child_values = values[jnp.maximum(children_index, 0)]
+    return mctx.Tree(
+        node_visits=jnp.asarray(visits).sum(axis=1) + 1,
         raw_values=values,
         node_values=values,
-        parents=jnp.array([-1, 0, 0, 1]),
-        action_from_parent=jnp.array([-1, 0, 1, 0]),
+        parents=jnp.asarray(parents),
+        action_from_parent=jnp.asarray(action_from_parent),
         children_index=children_index,
-        children_prior_logits=jnp.zeros((n, a)),
-        children_visits=visits,
-        children_rewards=rewards,
+        children_prior_logits=jnp.zeros((n, a)) if prior_logits is None else prior_logits,
+        children_visits=jnp.asarray(visits),
+        children_rewards=jnp.asarray(rewards, jnp.float32),
         children_discounts=jnp.ones((n, a)),
-        children_values=jnp.where(children_index >= 0, values[jnp.maximum(children_index, 0)], 0.0),
+        children_values=jnp.where(children_index >= 0, child_values, 0.0),
         embeddings=jnp.zeros((n, 1)),
         root_invalid_actions=jnp.zeros(a),
         extra_data=None,
+    )
+
+
+def test_tree_min_max_qtransform_normalises_over_the_whole_tree():
+    # Root (0) with children 1 (via action 0) and 2 (via action 1); node 1 has child 3.
+    tree = _tree(
+        children_index=[[1, 2], [3, -1], [-1, -1], [-1, -1]],
+        visits=[[2, 1], [1, 0], [0, 0], [0, 0]],
+        rewards=[[1.0, 0.0], [5.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+        values=[3.0, 2.0, -1.0, 0.0],
     )
     # Edge Qs: root a0 = 1 + 2 = 3, root a1 = 0 - 1 = -1, node1 a0 = 5 + 0 = 5.
     np.testing.assert_allclose(qtransform_by_tree_min_max(tree, 0), [4 / 6, 0.0], atol=1e-6)
     # Node 1's unvisited action gets the mean of node value and visited Qs: (2 + 5) / 2.
     np.testing.assert_allclose(qtransform_by_tree_min_max(tree, 1), [1.0, (3.5 + 1) / 6], atol=1e-6)
+
+
+def _gumbel_tree(q0: float, q1: float, deep_q: float) -> mctx.Tree:
+    """Root with two visited actions of Q ``q0``, ``q1`` (two and one visits) and a deeper
+    visited edge of Q ``deep_q`` below action 0: the tree's spread is set by all three."""
+    return _tree(
+        children_index=[[1, 2], [3, -1], [-1, -1], [-1, -1]],
+        visits=[[2, 1], [1, 0], [0, 0], [0, 0]],
+        rewards=[[0.0, 0.0], [deep_q, 0.0], [0.0, 0.0], [0.0, 0.0]],
+        values=[50.0, q0, q1, 0.0],
+    )
+
+
+def _improved_policy(sigma) -> np.ndarray:
+    """Gumbel MuZero's improved policy softmax(logits + sigma(q)) for a uniform prior."""
+    return np.asarray(jax.nn.softmax(sigma))
+
+
+def test_gumbel_qtransform_keeps_a_noise_gap_near_the_prior():
+    # Q gap 0.001 at values near 50, the tree's spread 1.001: the target stays near uniform.
+    tree = _gumbel_tree(50.0, 50.001, deep_q=49.0)
+    sigma = qtransform_gumbel_by_tree_min_max(tree, 0)
+    scale = (50.0 + 2) * 0.1
+    np.testing.assert_allclose(sigma, [scale * 1.0 / 1.001, scale * 1.001 / 1.001], rtol=1e-5)
+    np.testing.assert_allclose(_improved_policy(sigma), [0.5, 0.5], atol=0.002)
+    # mctx's own transform stretches the same gap to the full scale: near one-hot.
+    own = mctx.qtransform_completed_by_mix_value(tree, 0)
+    assert _improved_policy(own)[1] > 0.99
+
+
+def test_gumbel_qtransform_sharpens_a_gap_as_large_as_the_tree_spread():
+    tree = _gumbel_tree(49.0, 50.0, deep_q=49.5)  # spread 1, all of it between the actions
+    sigma = qtransform_gumbel_by_tree_min_max(tree, 0, c_visit=50.0, c_scale=0.1)
+    np.testing.assert_allclose(sigma, [0.0, (50 + 2) * 0.1], atol=1e-5)
+    expected = np.exp([0.0, 5.2]) / np.exp([0.0, 5.2]).sum()
+    np.testing.assert_allclose(_improved_policy(sigma), expected, rtol=1e-5)
+    # c_visit and c_scale enter as (c_visit + max N) * c_scale.
+    np.testing.assert_allclose(
+        qtransform_gumbel_by_tree_min_max(tree, 0, c_visit=10.0, c_scale=0.5), [0.0, 6.0]
+    )
+
+
+@pytest.mark.parametrize("spread", [0.004, 0.01, 0.02])
+def test_gumbel_qtransform_floor_takes_over_exactly_below_value_delta_max(spread):
+    tree = _gumbel_tree(50.0, 50.0 + spread, deep_q=50.0)
+    sigma = qtransform_gumbel_by_tree_min_max(tree, 0, value_delta_max=0.01, c_scale=1 / 52)
+    # Normalised gap: spread / max(spread, 0.01); the visit scale is (50 + 2) / 52 = 1.
+    np.testing.assert_allclose(sigma[1] - sigma[0], spread / max(spread, 0.01), rtol=1e-3)
+
+
+def test_gumbel_qtransform_completes_unvisited_actions_with_the_mixed_value():
+    # Root: action 0 visited twice (Q 2), action 1 visited once (Q 4), action 2 unvisited.
+    tree = _tree(
+        children_index=[[1, 2, -1], [-1, -1, -1], [-1, -1, -1]],
+        visits=[[2, 1, 0], [0, 0, 0], [0, 0, 0]],
+        rewards=np.zeros((3, 3)),
+        values=[1.0, 2.0, 4.0],
+        prior_logits=jnp.log(jnp.array([[0.5, 0.25, 0.25]] * 3)),
+    )
+    # Mixed value: (v + N * sum_visited pi q / sum_visited pi) / (N + 1)
+    mixed = (1.0 + 3 * (0.5 * 2 + 0.25 * 4) / 0.75) / 4
+    q, visits, prior = (
+        jnp.array([2.0, 4.0, 0.0]),
+        jnp.array([2, 1, 0]),
+        jnp.array([0.5, 0.25, 0.25]),
+    )
+    assert float(mixed_value(1.0, q, visits, prior)) == pytest.approx(mixed)
+    sigma = qtransform_gumbel_by_tree_min_max(tree, 0, c_scale=1 / 52)  # tree spread 2..4
+    np.testing.assert_allclose(sigma, [0.0, 1.0, (mixed - 2.0) / 2.0], rtol=1e-5)
+
+
+def test_gumbel_search_target_stays_near_the_prior_on_a_tiny_q_gap():
+    """Through mctx's Gumbel policy, values near 50: a 0.001 gap gives a near-uniform target,
+    a gap of 1 a clearly sharper one."""
+
+    class Flat(BanditNet):  # values 50 everywhere
+        def apply(self, variables, *args, method, **kwargs):
+            out = super().apply(variables, *args, method=method, **kwargs)
+            if method == "predict":
+                fifty = jnp.log(jnp.maximum(scalar_to_support(jnp.full((1,), 50.0), 300), 1e-12))
+                return out[0], jnp.tile(fifty, (out[0].shape[0], 1))
+            return out
+
+    model = ModelConfig(value_support=300, reward_support=5, lstm_horizon=3, lstm_hidden=2)
+
+    def target(gap):
+        cfg = SearchConfig(policy="gumbel", num_simulations=16)
+        net = Flat([0.0, gap])
+        return make_search(net, model, cfg, discount=0.997)(
+            None, jax.random.PRNGKey(0), jnp.zeros((1, 1)), temperature=1.0, noise=0.0
+        ).policy[0]
+
+    np.testing.assert_allclose(target(0.001), [0.5, 0.5], atol=0.01)
+    assert float(target(1.0)[1]) > 0.6
 
 
 def test_temperature_schedule():
