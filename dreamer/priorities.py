@@ -36,7 +36,20 @@ def sample(
     beta: chex.Numeric,
 ) -> tuple[chex.Array, chex.Array]:
     """``batch_size`` flat indices drawn from ``probs`` with replacement, and their importance
-    weights ``(N P(i)) ** -beta`` normalised by the batch maximum ``[B]`` float32."""
-    index = jax.random.choice(key, probs.shape[0], (batch_size,), p=probs)
+    weights ``(N P(i)) ** -beta`` normalised by the batch maximum ``[B]`` float32.
+
+    A record of probability 0 is never drawn (its weight would be infinite). Inverse-CDF
+    sampling on a float32 cumulative sum cannot promise that by itself: a parallel prefix sum
+    is not exactly monotone, so a run of zero-probability records can hold values a hair above
+    its predecessor and catch a draw. Here every zero-probability record takes the cumulative
+    value of the last positive one before it, so it is never the first record above the draw,
+    and a draw that rounds up to the total falls on the last positive record.
+    """
+    probs = jnp.asarray(probs)
+    positive = probs > 0
+    cdf = jax.lax.cummax(jnp.where(positive, jnp.cumsum(probs), -jnp.inf))
+    u = jax.random.uniform(key, (batch_size,), maxval=cdf[-1])
+    last_positive = probs.shape[0] - 1 - jnp.argmax(positive[::-1])
+    index = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), last_positive)
     weights = (count * probs[index]) ** (-beta)
     return index.astype(jnp.int32), (weights / weights.max()).astype(jnp.float32)
