@@ -89,7 +89,7 @@ class Agent:
         )
         self.learner = make_learner(cfg, self.net, self.replay)
         self.act = make_actor(cfg, self.net)
-        self.add = jax.jit(self.replay.add, donate_argnums=0)
+        self.add = jax.jit(self.learner.add_step, donate_argnums=1)
         self.end_episodes = jax.jit(self.replay.end_episodes, donate_argnums=0)
         self.learn = jax.jit(self.learner.learn, donate_argnums=(0, 1))
         self.refresh = jax.jit(self.learner.refresh, donate_argnums=1)
@@ -302,6 +302,7 @@ class HostLoop:
                 book.check_env_output(next_obs, reward, self.env_steps)
                 tick = time.perf_counter()
                 self.replay = agent.add(
+                    self.state,
                     self.replay,
                     obs_device,
                     out.action,
@@ -309,7 +310,6 @@ class HostLoop:
                     terminated,
                     truncated,
                     out.policy,
-                    out.predicted_value,
                 )
                 self._timed("add", tick, self.replay)
                 book.step_rewards(reward, terminated | truncated)
@@ -376,10 +376,12 @@ def evaluate(
 
 def validate(cfg: Config) -> None:
     """Settings that are valid one by one but cannot train together; a clear error."""
-    if cfg.loop.warmup_steps >= cfg.run.env_steps and cfg.loop.extra_updates == 0:
+    if cfg.warmup_steps >= cfg.run.env_steps and cfg.loop.extra_updates == 0:
         raise ConfigError(
-            f"loop.warmup_steps={cfg.loop.warmup_steps} >= run.env_steps={cfg.run.env_steps}: "
-            "the agent would never learn. Lower loop.warmup_steps or raise --steps."
+            f"the warm-up of {cfg.warmup_steps} env steps (loop.warmup_steps="
+            f"{cfg.loop.warmup_steps}, loop.warmup_fraction={cfg.loop.warmup_fraction}) is not "
+            f"below run.env_steps={cfg.run.env_steps}: the agent would never learn. Lower "
+            "loop.warmup_steps / loop.warmup_fraction or raise --steps."
         )
     need = cfg.env.num_envs * (cfg.replay.unroll_steps + 1)
     if 0 < cfg.run.checkpoint_every < need:
@@ -389,9 +391,9 @@ def validate(cfg: Config) -> None:
             f"of one episode in each of the {cfg.env.num_envs} environments. Set "
             f"run.checkpoint_every >= {need} (or 0: only at the end)."
         )
-    if cfg.loop.warmup_steps < need:
+    if cfg.warmup_steps < need:
         raise ConfigError(
-            f"loop.warmup_steps={cfg.loop.warmup_steps} is too small: learning needs one "
+            f"a warm-up of {cfg.warmup_steps} env steps is too small: learning needs one "
             f"complete sequence of replay.unroll_steps + 1 steps in each of the "
             f"{cfg.env.num_envs} environments first. Set loop.warmup_steps >= {need}."
         )

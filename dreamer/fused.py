@@ -125,15 +125,8 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
         env_key, sub = jax.random.split(s.env_key)
         keys = jax.random.split(sub, num_envs)
         obs, env_state, reward, terminated, truncated = jax.vmap(env.step)(keys, s.env, out.action)
-        rstate = replay.add(
-            s.replay,
-            s.obs,
-            out.action,
-            reward,
-            terminated,
-            truncated,
-            out.policy,
-            out.predicted_value,
+        rstate = learner.add_step(
+            s.learner, s.replay, s.obs, out.action, reward, terminated, truncated, out.policy
         )
         done = terminated | truncated
         running_return = s.running_return + reward
@@ -184,7 +177,7 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
     def updates_by(env_steps: chex.Array) -> chex.Array:
         """``Config.updates_by`` in int32: floor(learning * p / q) without overflow."""
         p, q = cfg.replay_ratio_fraction
-        learning = jnp.maximum(env_steps - cfg.loop.warmup_steps, 0)
+        learning = jnp.maximum(env_steps - cfg.warmup_steps, 0)
         return (learning // q) * p + (learning % q) * p // q
 
     def chunk(states: RunState, env_steps: chex.Array, updates: chex.Array, iterations):

@@ -72,6 +72,10 @@ class Learner:
       metrics of the applied (finite) updates and counts ``"updates"``, ``"finite_updates"``.
     - ``refresh(state, replay_state, chunk) -> replay_state``: the target cache for slot chunk
       ``chunk`` (``num_chunks(filled_slots)`` of them cover the filled part of the rings).
+    - ``add_step(state, replay_state, obs, actions, rewards, terminated, truncated, policies)
+      -> replay_state``: ``Replay.add`` of one step of every env, with the target network's
+      value of ``obs`` for the target cache (so new data bootstraps from the target network
+      until the next refresh, as refreshed data does).
     """
 
     init: Callable[..., LearnerState]
@@ -79,6 +83,7 @@ class Learner:
     update: Callable[[LearnerState, Batch], tuple[LearnerState, dict]]
     learn: Callable[..., tuple[LearnerState, ReplayState, dict]]
     refresh: Callable[[LearnerState, ReplayState, chex.Numeric], ReplayState]
+    add_step: Callable[..., ReplayState]
     chunk_slots: int
 
     def num_chunks(self, filled_slots: int) -> int:
@@ -166,13 +171,18 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         )
 
     # -- targets ------------------------------------------------------------------------------
+    def target_value(state: LearnerState, obs: chex.Array) -> chex.Array:
+        """The target network's value ``[N]`` of observations ``obs``."""
+        tv = state.target_variables
+        _, v_logits = net.apply(tv, net.apply(tv, obs, method="represent"), method="predict")
+        return support_to_scalar(v_logits, model.value_support)
+
     def target_outputs(state: LearnerState, obs: chex.Array, rng: chex.PRNGKey) -> tuple:
         """The target network's value ``[N]`` and reanalysed policy ``[N, A]`` at ``obs``."""
-        tv = state.target_variables
         if num_reanalyze == 0:
-            _, v_logits = net.apply(tv, net.apply(tv, obs, method="represent"), method="predict")
             policy = jnp.zeros((obs.shape[0], net.num_actions), jnp.float32)
-            return support_to_scalar(v_logits, model.value_support), policy
+            return target_value(state, obs), policy
+        tv = state.target_variables
         out = reanalyze(tv, rng, obs, temperature=1.0, noise=1.0)
         return out.predicted_value, out.policy
 
@@ -327,11 +337,18 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(metrics["losses/total"]) & jnp.isfinite(grad_norm)
+        # A non-finite update is not applied: parameters and optimiser state stay the last
+        # good ones. The step still counts, so the target network syncs every
+        # ``target_update_every`` updates made, in step with the shell's cache refreshes.
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        params, batch_stats, opt_state = keep(
+            (params, batch_stats, opt_state), (state.params, state.batch_stats, state.opt_state)
+        )
         step = state.step + 1
         sync = step % ocfg.target_update_every == 0
         pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(sync, n, o), new, old)  # noqa: E731
-        grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(metrics["losses/total"]) & jnp.isfinite(grad_norm)
         new = LearnerState(
             params=params,
             batch_stats=batch_stats,
@@ -341,8 +358,6 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             step=step,
             rng=rng,
         )
-        # A non-finite step is not applied: the state stays the last good one.
-        new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
         metrics = dict(
             metrics,
             **{"charts/grad_norm": grad_norm, "charts/learning_rate": lr_schedule(state.step)},
@@ -397,12 +412,28 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             reanalysed=replay_state.reanalysed.at[env, pos].set(policy),
         )
 
+    def add_step(
+        state: LearnerState,
+        replay_state: ReplayState,
+        obs: chex.Array,
+        actions: chex.Array,
+        rewards: chex.Array,
+        terminated: chex.Array,
+        truncated: chex.Array,
+        policies: chex.Array,
+    ) -> ReplayState:
+        values = target_value(state, obs)
+        return replay.add(
+            replay_state, obs, actions, rewards, terminated, truncated, policies, values
+        )
+
     return Learner(
         init=init,
         targets=compute_targets,
         update=update,
         learn=learn,
         refresh=refresh,
+        add_step=add_step,
         chunk_slots=chunk_slots,
     )
 

@@ -48,7 +48,6 @@ class ReplayState:
     reanalysed: chex.Array  # [E, C, A] float32 target cache: reanalysed policy at o_t
     count: chex.Array  # [E] int32 steps written per env
     current_start: chex.Array  # [E] int32 first step of each env's running episode
-    max_priority: chex.Array  # [] float32 priority given to new steps
 
     @property
     def total_added(self) -> chex.Array:
@@ -131,7 +130,6 @@ class Replay:
             reanalysed=jnp.zeros(shape + (a,), jnp.float32),
             count=jnp.zeros(self.num_envs, jnp.int32),
             current_start=jnp.zeros(self.num_envs, jnp.int32),
-            max_priority=jnp.ones((), jnp.float32),
         )
 
     def size(self, state: ReplayState) -> chex.Array:
@@ -153,8 +151,9 @@ class Replay:
         a_t, r_t, and whether the episode ended with this step in a terminal state (value 0
         afterwards) or was cut short (later targets bootstrap from the last stored
         observation). ``policies`` ``[E, A]`` is the acting search's policy and ``values``
-        ``[E]`` the network's value of o_t; they fill the target cache until the next refresh.
-        New steps get the current maximum priority."""
+        ``[E]`` the target network's value of o_t; they fill the target cache until the next
+        refresh. New steps get the largest priority in the replay now (1 while it is empty), as
+        EfficientZero's buffer does."""
         envs = jnp.arange(self.num_envs)
         pos = state.count % self.slots
         frame = obs[:, -1] if self.frame_stack > 1 else obs
@@ -166,7 +165,7 @@ class Replay:
             actions=at(state.actions, jnp.asarray(actions, jnp.int32)),
             rewards=at(state.rewards, jnp.asarray(rewards, jnp.float32)),
             policies=at(state.policies, jnp.asarray(policies, jnp.float32)),
-            priorities=at(state.priorities, state.max_priority),
+            priorities=at(state.priorities, self.max_priority(state)),
             step_id=at(state.step_id, state.count),
             episode_start=at(state.episode_start, state.current_start),
             done=at(state.done, ended),
@@ -191,10 +190,12 @@ class Replay:
         self, state: ReplayState, index: Index, priorities: chex.Array
     ) -> ReplayState:
         priorities = jnp.asarray(priorities, jnp.float32)
-        return state.replace(
-            priorities=state.priorities.at[index].set(priorities),
-            max_priority=jnp.maximum(state.max_priority, priorities.max()),
-        )
+        return state.replace(priorities=state.priorities.at[index].set(priorities))
+
+    def max_priority(self, state: ReplayState) -> chex.Array:
+        """``[]`` the largest priority of a stored step, 1 while the replay is empty."""
+        stored = state.step_id >= 0
+        return jnp.where(stored.any(), jnp.max(jnp.where(stored, state.priorities, 0.0)), 1.0)
 
     # -- reading ------------------------------------------------------------------------------
     def eligible(self, state: ReplayState) -> chex.Array:

@@ -5,7 +5,10 @@ For each sampled time t and unroll step k = 0..K:
 - value  z_{t+k} = sum_{i<m} gamma^i r_{t+k+i} + gamma^m v'(o_{t+k+m}),
   m = the sample's horizon n_b (EfficientZero's off-policy correction makes older data use a
   shorter n_b), cut at the episode end (no bootstrap past a terminal) or at the newest stored
-  observation of an ongoing episode (bootstrap from it); v' is the target network's value;
+  observation of an ongoing episode (bootstrap from it); v' is the target network's value.
+  A truncated (cut) episode bootstraps from its last stored observation o_T and leaves out
+  r_T: the observation after a cut is not stored, and v'(o_T) estimates r_T + gamma v(o_{T+1})
+  already, so the target is the same return over a shorter horizon;
 - value prefix (k = 1..K)  P_{t+k} = sum of r_{t+j} from the start of the LSTM block to k-1;
 - policy: the stored search policy, or for a ``reanalyze_fraction`` of the batch a fresh
   search with the target network (MuZero Reanalyse / EfficientZero).

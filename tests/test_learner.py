@@ -83,8 +83,50 @@ def test_non_finite_update_is_not_applied(setup):
     bad = batch.replace(rewards=batch.rewards.at[0, 0].set(jnp.nan))
     new, metrics = update(state, bad)
     assert not bool(metrics["finite"])
-    assert int(new.step) == int(state.step)
     assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.params, state.params)))
+    assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, new.opt_state, state.opt_state)))
+    # The step counts every update made, applied or not: the target sync keeps in step with
+    # the shell's cache refresh, which counts the same updates.
+    assert int(new.step) == int(state.step) + 1
+
+
+def test_a_skipped_update_at_a_sync_step_still_syncs_to_the_last_good_parameters(setup):
+    _, state, update, batch = setup  # target_update_every = 3
+    bad = batch.replace(rewards=batch.rewards.at[0, 0].set(jnp.nan))
+    state, _ = update(state, batch)
+    state, _ = update(state, batch)
+    good = state.params
+    assert not all(jax.tree.leaves(jax.tree.map(jnp.array_equal, good, state.target_params)))
+    state, metrics = update(state, bad)  # update 3: a sync step, skipped
+    assert not bool(metrics["finite"]) and int(state.step) == 3
+    assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, good, state.target_params)))
+
+
+def test_new_steps_enter_the_target_cache_with_the_target_networks_value(setup):
+    cfg, replay, learner, state, rstate = build(*OVERRIDES)
+    # Move the online network away from the target network, then add one step.
+    for _ in range(2):
+        state, _ = jax.jit(learner.update)(
+            state, replay.sample(rstate, jax.random.PRNGKey(1), beta=0.4)[0]
+        )
+    obs = np.random.default_rng(5).normal(size=(2, 4)).astype(np.float32)
+    zeros = np.zeros(2, bool)
+    rstate = learner.add_step(
+        state, rstate, obs, np.array([0, 1]), np.ones(2), zeros, zeros, np.full((2, 2), 0.5)
+    )
+    newest = (np.asarray(rstate.count) - 1) % replay.slots
+    stored = np.asarray(rstate.values)[np.arange(2), newest]
+    net = make_network(cfg.model, (4,), 2)
+    from dreamer.transforms import support_to_scalar
+
+    def value(variables):
+        _, logits = net.apply(
+            variables, net.apply(variables, obs, method="represent"), method="predict"
+        )
+        return np.asarray(support_to_scalar(logits, cfg.model.value_support))
+
+    np.testing.assert_allclose(stored, value(state.target_variables), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stored, value(state.variables), rtol=1e-3, atol=1e-4)
 
 
 def test_update_compiles_once(setup):

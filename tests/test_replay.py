@@ -157,19 +157,24 @@ def test_priority_exponent_and_importance_weights():
     np.testing.assert_allclose(batch.weights[~hot], 1.0, rtol=1e-5)
 
 
-def test_new_steps_enter_at_the_running_maximum_priority():
+def test_new_steps_enter_at_the_largest_priority_in_the_replay():
     replay, state = make()
+    assert float(replay.max_priority(state)) == 1.0  # empty
     for t in range(4):
         state = step(replay, state, t)
-    assert float(state.max_priority) == 1.0
+    assert float(replay.max_priority(state)) == 1.0
     state = replay.set_priorities(
         state, (jnp.array([0, 1]), jnp.array([0, 1])), jnp.array([5.0, 0.5])
     )
-    assert float(state.max_priority) == 5.0
     state = step(replay, state, 4)
     np.testing.assert_array_equal(np.asarray(state.priorities)[:, 4], [5.0, 5.0])
-    state = replay.set_priorities(state, (jnp.array([0]), jnp.array([2])), jnp.array([0.1]))
-    assert float(state.max_priority) == 5.0  # lowering a priority never lowers the maximum
+    # The maximum is the replay's current one (EfficientZero), not an all-time one: once the
+    # 5s are lowered, new steps enter at the largest priority left.
+    everything = (jnp.repeat(jnp.arange(2), 5), jnp.tile(jnp.arange(5), 2))
+    lowered = jnp.array([0.1, 0.2, 0.3, 0.4, 0.7, 0.1, 0.2, 0.3, 0.4, 0.5])
+    state = replay.set_priorities(state, everything, lowered)
+    state = step(replay, state, 5)
+    np.testing.assert_allclose(np.asarray(state.priorities)[:, 5], [0.7, 0.7])
 
 
 def test_off_policy_correction_against_a_hand_made_table():
