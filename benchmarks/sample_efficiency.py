@@ -86,7 +86,7 @@ def run_suite(suite: Suite, out: Path, *, launch: bool = True) -> list[dict[str,
                 seed=spec.seed,
                 steps=spec.budget,
                 out=run_dir,
-                overrides=(*suite.overrides, *spec.algo.overrides),
+                overrides=spec.overrides(suite),
             )
             outcome = runs.ensure_run(run_dir, args)
             if not outcome.finished:

@@ -21,6 +21,9 @@ class EnvSpec:
     """Return that counts as solved (CartPole-v1: 475), or None for no threshold."""
     budgets: tuple[int, ...] = ()
     """This env's real-step budgets; empty: the suite's."""
+    overrides: tuple[str, ...] = ()
+    """``[ALGO:]key=value`` overrides for this env's runs (``ALGO:`` for one algorithm only),
+    e.g. an env option such as MinAtar's frames as images for EfficientZero."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,18 @@ class RunSpec:
     budget: int
     seed: int
 
+    def overrides(self, suite: Suite) -> tuple[str, ...]:
+        """The run's overrides: the suite's, the algorithm's, then the env's (an env override
+        ``ALGO:key=value`` only for that algorithm)."""
+        own = []
+        for item in self.env.overrides:
+            head, sep, rest = item.partition(":")
+            if not (sep and head in ALGOS):
+                own.append(item)
+            elif head == self.algo.algo:
+                own.append(rest)
+        return (*suite.overrides, *self.algo.overrides, *own)
+
     @property
     def name(self) -> str:
         """Folder and file stem: ``CartPole-v1__dqn__5000__seed0``."""
@@ -89,6 +104,20 @@ def suite_runs(suite: Suite) -> list[RunSpec]:
 
 
 ALGOS = ("efficientzero", "dqn", "ppo")
+MINATAR_IMAGE = 'efficientzero:env.options={"image": true}'
+"""MinAtar's 10x10xC frames as a one-frame uint8 image for EfficientZero's conv trunk (the
+baselines' ``cartpole`` presets take them flattened, through their MLP)."""
+MINATAR_BUDGET = 20_000
+"""Real env steps of the MinAtar suite."""
+
+
+def _three_algos(ez_preset: str = "default") -> tuple[AlgoSpec, ...]:
+    return (
+        AlgoSpec("efficientzero", ez_preset),
+        AlgoSpec("dqn", "cartpole"),
+        AlgoSpec("ppo", "cartpole"),
+    )
+
 
 SUITES = {
     "cartpole": Suite(
@@ -117,14 +146,37 @@ SUITES = {
             EnvSpec("gymnax:DeepSea-bsuite", threshold=0.99, budgets=(20_000,)),
             EnvSpec("envs.examples:make_corridor", budgets=(5_000,)),
         ),
-        algos=(
-            AlgoSpec("efficientzero", "default"),
-            AlgoSpec("dqn", "cartpole"),
-            AlgoSpec("ppo", "cartpole"),
-        ),
+        algos=_three_algos(),
         budgets=(20_000,),
         seeds=(0, 1, 2),
         overrides=("run.eval_episodes=8", "run.final_eval_episodes=16"),
+    ),
+    "catch": Suite(
+        name="catch",
+        envs=(EnvSpec("envs.examples:make_catch", threshold=0.8, budgets=(3_000,)),),
+        algos=_three_algos(),
+        budgets=(3_000,),
+        seeds=(0, 1, 2),
+        overrides=("run.eval_every=500", "run.eval_episodes=16", "run.final_eval_episodes=32"),
+    ),
+    "minatar": Suite(
+        name="minatar",
+        envs=tuple(
+            EnvSpec(f"gymnax:{game}-MinAtar", overrides=(MINATAR_IMAGE,))
+            for game in ("Breakout", "Freeway")
+        ),
+        algos=_three_algos(),
+        budgets=(MINATAR_BUDGET,),
+        seeds=(0, 1, 2, 3, 4),
+        overrides=("run.eval_every=2000", "run.eval_episodes=8", "run.final_eval_episodes=16"),
+    ),
+    "minatar_mlp": Suite(
+        name="minatar_mlp",
+        envs=tuple(EnvSpec(f"gymnax:{game}-MinAtar") for game in ("Breakout", "Freeway")),
+        algos=(AlgoSpec("efficientzero", "default"),),
+        budgets=(MINATAR_BUDGET,),
+        seeds=(0, 1, 2, 3, 4),
+        overrides=("run.eval_every=2000", "run.eval_episodes=8", "run.final_eval_episodes=16"),
     ),
 }
 """Suites by name. Their evaluation overrides repeat the EfficientZero presets' protocol
@@ -137,7 +189,13 @@ presets, each env at its own budget. LunarLander needs gymnasium's box2d extra (
 "gymnasium[box2d]"``); the gymnax envs (MinAtar Breakout, bsuite DeepSea at its default size
 8: gymnax's ``size`` option is not a registered id) run through ``envs.make`` for DQN and PPO
 and fused for EfficientZero. MiniGrid-DoorKey-5x5 is left out: its dict observations need an
-image wrapper that ``envs`` does not ship yet."""
+image wrapper that ``envs`` does not ship yet.
+
+``catch`` is the small env of ``envs.examples.make_catch`` (random play about -0.6) at 3k
+steps. ``minatar`` runs MinAtar Breakout and Freeway with EfficientZero on the frames as
+images (the small-frame conv trunk) against the baselines on flattened frames;
+``minatar_mlp`` is EfficientZero on the flattened frames (its MLP trunk), for the comparison
+of the two trunks."""
 
 
 def customize(

@@ -88,9 +88,9 @@ def full_run_counts(cfg: Any, eval_steps_per_round: float, chunk_states: int) ->
     refreshed = 0
     if cfg.replay.reanalyze_mode == "cached":
         slots = cfg.replay.capacity // num_envs
-        learning = max(budget - cfg.loop.warmup_steps, 1)
+        learning = max(budget - cfg.warmup_steps, 1)
         for k in range(1, cfg.total_updates // period + 1):  # refresh k after update k*period
-            steps = min(budget, cfg.loop.warmup_steps + k * period / cfg.total_updates * learning)
+            steps = min(budget, cfg.warmup_steps + k * period / cfg.total_updates * learning)
             filled = min(steps / num_envs, slots)
             refreshed += -(-filled * num_envs // chunk_states) * chunk_states
     rounds = (budget - 1) // cfg.run.eval_every + 1 if cfg.run.eval_every else 1

@@ -69,7 +69,7 @@ def _steps_at_update(cfg: Config, u: int) -> int:
     if p == 0 or u > cfg.updates_by(cfg.run.env_steps):
         return cfg.run.env_steps
     learning = -(-u * q // p)  # smallest learning steps with floor(learning * p / q) >= u
-    steps = cfg.loop.warmup_steps + learning
+    steps = cfg.warmup_steps + learning
     return min(-(-steps // num_envs) * num_envs, cfg.run.env_steps)
 
 

@@ -10,7 +10,11 @@ temporal-consistency loss. Its methods are the four things the rest of the code 
 - ``project(latent, predictor) -> vector``                       consistency branch
 
 Two trunks share this interface: a residual conv tower for image stacks ``[S, H, W, C]``
-(down-sampling 96x96 to a 6x6 latent) and an MLP for vector observations. Normalisation is
+and an MLP for vector observations. The conv tower down-samples 96x96 to a 6x6 latent as
+EfficientZero does. Small frames (MinAtar's 10x10, ``model.downsample``) keep their size
+through a 3x3 conv stem and residual blocks, then a dense layer makes a vector latent that
+dynamics and prediction treat as they treat the MLP trunk's (a conv dynamics at full frame
+size costs hundreds of times more per update on a CPU). Normalisation is
 BatchNorm (as in EfficientZero) or LayerNorm; with BatchNorm, ``train=False`` (search,
 acting, target computation) uses the running statistics and ``train=True`` updates them.
 With ``model.state_norm`` latent states are min-max normalised to [0, 1] per example.
@@ -103,6 +107,14 @@ class EfficientZeroNet(nn.Module):
     num_actions: int
     image: bool
     """True for uint8 frame stacks ``[S, H, W, C]``, False for float vectors ``[D]``."""
+    downsample: bool = True
+    """Image trunk: shrink frames 16x to a spatial latent (EfficientZero's), or keep their size
+    in the encoder and make a vector latent (small frames)."""
+
+    @property
+    def spatial(self) -> bool:
+        """Whether latents are feature maps ``[H', W', C]`` (else vectors ``[L]``)."""
+        return self.image and self.downsample
 
     def setup(self) -> None:
         c = self.cfg
@@ -113,15 +125,19 @@ class EfficientZeroNet(nn.Module):
         dense = functools.partial(nn.Dense, dtype=dt)
         v_size, r_size = 2 * c.value_support + 1, 2 * c.reward_support + 1
         if self.image:
-            self.down = [
-                conv(c.channels // 2, (3, 3), strides=2, padding="SAME", use_bias=False),
-                norm(),
-                block(c.channels // 2),
-                block(c.channels, stride=2),
-                block(c.channels),
-                block(c.channels),
-            ]
+            if self.downsample:
+                self.down = [
+                    conv(c.channels // 2, (3, 3), strides=2, padding="SAME", use_bias=False),
+                    norm(),
+                    block(c.channels // 2),
+                    block(c.channels, stride=2),
+                    block(c.channels),
+                    block(c.channels),
+                ]
+            else:
+                self.stem = [conv(c.channels, (3, 3), padding="SAME", use_bias=False), norm()]
             self.repr_blocks = [block(c.channels) for _ in range(c.num_blocks)]
+        if self.spatial:
             self.dyn_conv = conv(c.channels, (3, 3), padding="SAME", use_bias=False)
             self.dyn_norm = norm()
             self.dyn_blocks = [block(c.channels) for _ in range(c.num_blocks)]
@@ -131,7 +147,10 @@ class EfficientZeroNet(nn.Module):
             self.reduce_policy = conv(c.reduced_channels, (1, 1))
             self.reduce_norms = [norm() for _ in range(3)]
         else:
-            self.repr_mlp = Mlp(c.hidden, c.norm, c.latent_dim, dtype=dt)
+            if not self.image:
+                self.repr_mlp = Mlp(c.hidden, c.norm, c.latent_dim, dtype=dt)
+            else:
+                self.repr_dense = dense(c.latent_dim)
             self.dyn_mlp = Mlp(c.hidden, c.norm, c.latent_dim, dtype=dt)
         self.lstm = nn.OptimizedLSTMCell(c.lstm_hidden, dtype=dt)
         self.lstm_norm = norm()
@@ -155,7 +174,8 @@ class EfficientZeroNet(nn.Module):
 
     # -- h ---------------------------------------------------------------------------------
     def represent(self, obs: chex.Array, train: bool = False) -> chex.Array:
-        """obs ``[B, S, H, W, C]`` or ``[B, D]`` -> latent ``[B, 6, 6, C]`` or ``[B, L]``.
+        """obs ``[B, S, H, W, C]`` or ``[B, D]`` -> latent ``[B, H/16, W/16, C]`` (down-sampled
+        frames) or ``[B, L]`` (vectors, small frames).
 
         Image stacks are uint8 (scaled by 1/255 here) or floats already in [0, 1] (augmented).
         """
@@ -164,16 +184,22 @@ class EfficientZeroNet(nn.Module):
             x = jnp.transpose(obs, (0, 2, 3, 1, 4)).reshape(b, hh, ww, s * ch)
             x = x.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else x
             x = x.astype(self.cfg.dtype)
-            conv, norm, *blocks = self.down
-            x = nn.relu(norm(conv(x), train))
-            x = blocks[0](x, train)
-            x = blocks[1](x, train)
-            x = blocks[2](x, train)
-            x = nn.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
-            x = blocks[3](x, train)
-            x = nn.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+            if self.downsample:
+                conv, norm, *blocks = self.down
+                x = nn.relu(norm(conv(x), train))
+                x = blocks[0](x, train)
+                x = blocks[1](x, train)
+                x = blocks[2](x, train)
+                x = nn.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+                x = blocks[3](x, train)
+                x = nn.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+            else:
+                conv, norm = self.stem
+                x = nn.relu(norm(conv(x), train))
             for block in self.repr_blocks:
                 x = block(x, train)
+            if not self.spatial:
+                x = self.repr_dense(x.reshape(b, -1))
         else:
             x = self.repr_mlp(obs.astype(jnp.float32), train)
         return self._latent(x)
@@ -186,7 +212,7 @@ class EfficientZeroNet(nn.Module):
 
         The LSTM state stays float32 whatever ``model.dtype`` is.
         """
-        if self.image:
+        if self.spatial:
             plane = jnp.broadcast_to(
                 (action.astype(latent.dtype) / self.num_actions)[:, None, None, None],
                 latent.shape[:-1] + (1,),
@@ -210,7 +236,7 @@ class EfficientZeroNet(nn.Module):
     # -- f ---------------------------------------------------------------------------------
     def predict(self, latent: chex.Array, train: bool = False) -> tuple[chex.Array, chex.Array]:
         """latent -> (policy logits ``[B, A]``, value logits ``[B, 2 * value_support + 1]``)."""
-        if self.image:
+        if self.spatial:
             x = latent
             for block in self.pred_blocks:
                 x = block(x, train)
@@ -262,4 +288,5 @@ def make_network(cfg: ModelConfig, obs_shape: tuple[int, ...], num_actions: int)
             "vectors [D] or frame stacks [S, H, W, C]. Wrap the environment (e.g. gymnasium's "
             "FlattenObservation or FrameStackObservation) to give one of these."
         )
-    return EfficientZeroNet(cfg, num_actions, image)
+    downsample = image and cfg.downsamples(obs_shape[1:])
+    return EfficientZeroNet(cfg, num_actions, image, downsample)

@@ -96,3 +96,47 @@ def make_jax_corridor(*, length: int = 8, max_steps: int = 32) -> JaxEnv:
         action_space=gymnasium.spaces.Discrete(2),
         id="envs.examples:make_jax_corridor",
     )
+
+
+@jax_native
+def make_catch(*, rows: int = 10, columns: int = 5) -> JaxEnv:
+    """Catch (as in bsuite): a ball falls from a random column of the top row, one row per
+    step; the paddle on the bottom row moves left (0), stays (1) or moves right (2). Reward
+    +1 for a catch and -1 for a miss when the ball reaches the bottom row (terminated, after
+    ``rows - 1`` steps), else 0. Observation: the ``[rows * columns]`` float32 grid with 1 at
+    the ball and the paddle. Random play returns about -0.6. JAX-native (the fused loop runs
+    it; ``envs.make`` gives a gymnasium view for the host loops)."""
+    if rows < 2 or columns < 1:
+        raise ValueError(f"catch needs rows >= 2 and columns >= 1, got {rows} x {columns}")
+
+    def observe(state: dict[str, jax.Array]) -> jax.Array:
+        grid = jnp.zeros((rows, columns), jnp.float32)
+        grid = grid.at[state["ball_row"], state["ball_column"]].set(1.0)
+        return grid.at[rows - 1, state["paddle"]].set(1.0).ravel()
+
+    def reset(key: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        state = {
+            "ball_row": jnp.zeros((), jnp.int32),
+            "ball_column": jax.random.randint(key, (), 0, columns),
+            "paddle": jnp.asarray(columns // 2, jnp.int32),
+        }
+        return observe(state), state
+
+    def step(key: jax.Array, state: dict[str, jax.Array], action: jax.Array) -> tuple:
+        paddle = jnp.clip(state["paddle"] + jnp.asarray(action, jnp.int32) - 1, 0, columns - 1)
+        nxt = dict(state, ball_row=state["ball_row"] + 1, paddle=paddle)
+        terminated = nxt["ball_row"] == rows - 1
+        reward = jnp.where(terminated, jnp.where(nxt["ball_column"] == paddle, 1.0, -1.0), 0.0)
+        fresh_obs, fresh = reset(key)
+        state = jax.tree.map(lambda f, n: jnp.where(terminated, f, n), fresh, nxt)
+        obs = jnp.where(terminated, fresh_obs, observe(nxt))
+        return obs, state, reward.astype(jnp.float32), terminated, jnp.zeros((), bool)
+
+    size = rows * columns
+    return JaxEnv(
+        reset=reset,
+        step=step,
+        observation_space=gymnasium.spaces.Box(0.0, 1.0, (size,), np.float32),
+        action_space=gymnasium.spaces.Discrete(3),
+        id="envs.examples:make_catch",
+    )

@@ -19,7 +19,9 @@ Sources (``make_jax``):
 - ``gymnax:<id>``: a gymnax environment (``gymnax.make(id)``: CartPole-v1, Acrobot-v1,
   MountainCar-v0, the MinAtar games, the bsuite tasks), adapted here: the episode's time
   limit (gymnax's ``is_truncated``) ends it as ``truncated``, and observations of several
-  axes are flattened to vectors (option ``flatten``, default true);
+  axes are flattened to vectors (option ``flatten``, default true), or with option
+  ``image`` a frame ``[H, W, C]`` in [0, 1] (MinAtar's) becomes a one-frame uint8 stack
+  ``[1, H, W, C]`` for the conv trunk;
 - ``package.module:factory``: the factory returns a ``JaxEnv`` (``factory(**options)``).
 """
 
@@ -182,9 +184,11 @@ def _like(x: Any) -> Any:
 # -- gymnax -----------------------------------------------------------------------------------
 
 
-def _from_gymnax(name: str, *, flatten: bool = True, **options: Any) -> JaxEnv:
+def _from_gymnax(name: str, *, flatten: bool = True, image: bool = False, **options: Any) -> JaxEnv:
     """gymnax env ``name``; with ``flatten`` an observation of several axes (MinAtar's
-    ``[10, 10, C]``, DeepSea's ``[N, N]``) becomes a vector, the MLP trunk's input."""
+    ``[10, 10, C]``, DeepSea's ``[N, N]``) becomes a vector, the MLP trunk's input; with
+    ``image`` a frame ``[H, W, C]`` of values in [0, 1] becomes a uint8 stack ``[1, H, W, C]``
+    (0 or 255 for MinAtar's binary channels), the conv trunk's input."""
     try:
         import gymnax
     except ImportError as e:
@@ -196,18 +200,34 @@ def _from_gymnax(name: str, *, flatten: bool = True, **options: Any) -> JaxEnv:
         raise JaxEnvError(f"gymnax has no environment {name!r} ({e}); known: {known}.") from e
     obs_space = env.observation_space(params)
     native = tuple(int(d) for d in obs_space.shape)
-    shape = (int(np.prod(native)),) if flatten and len(native) > 1 else native
-    observation_space = gymnasium.spaces.Box(
-        np.broadcast_to(np.asarray(obs_space.low, np.float32), native).reshape(shape),
-        np.broadcast_to(np.asarray(obs_space.high, np.float32), native).reshape(shape),
-        shape,
-        np.float32,
-    )
+    if image:
+        if len(native) != 3:
+            raise JaxEnvError(
+                f"gymnax:{name} has observations of shape {native}; option image needs "
+                "frames [H, W, C]. Leave it out to get vectors."
+            )
+        shape = (1, *native)
+        observation_space = gymnasium.spaces.Box(0, 255, shape, np.uint8)
+
+        def convert(obs: jax.Array) -> jax.Array:
+            return jnp.round(jnp.clip(obs, 0.0, 1.0) * 255).astype(jnp.uint8).reshape(shape)
+    else:
+        shape = (int(np.prod(native)),) if flatten and len(native) > 1 else native
+        observation_space = gymnasium.spaces.Box(
+            np.broadcast_to(np.asarray(obs_space.low, np.float32), native).reshape(shape),
+            np.broadcast_to(np.asarray(obs_space.high, np.float32), native).reshape(shape),
+            shape,
+            np.float32,
+        )
+
+        def convert(obs: jax.Array) -> jax.Array:
+            return obs.astype(jnp.float32).reshape(shape)
+
     action_space = gymnasium.spaces.Discrete(int(env.action_space(params).n))
 
     def reset(key: jax.Array) -> tuple[jax.Array, Any]:
         obs, state = env.reset_env(key, params)
-        return obs.astype(jnp.float32).reshape(shape), state
+        return convert(obs), state
 
     def step(key: jax.Array, state: Any, action: jax.Array) -> tuple:
         key_step, key_reset = jax.random.split(key)
@@ -218,7 +238,7 @@ def _from_gymnax(name: str, *, flatten: bool = True, **options: Any) -> JaxEnv:
         truncated = jnp.asarray(env.is_truncated(nxt, params), bool) & ~terminated
         done = terminated | truncated
         reset_obs, reset_state = env.reset_env(key_reset, params)
-        obs = jnp.where(done, reset_obs, obs).astype(jnp.float32).reshape(shape)
+        obs = convert(jnp.where(done, reset_obs, obs))
         state = jax.tree.map(lambda r, n: jnp.where(done, r, n), reset_state, nxt)
         return obs, state, jnp.asarray(reward, jnp.float32), terminated, truncated
 

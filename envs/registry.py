@@ -306,6 +306,10 @@ def _call_factory(
             f"the environment factory {module + '.' if module else ''}{name} (environment "
             f"{env_id!r}) raised {type(error).__name__}: {error}"
         ) from error
+    from envs.jax_envs import GymnasiumView, JaxEnv
+
+    if isinstance(env, JaxEnv):  # a JAX-native env stepped from the host (DQN, PPO)
+        env = GymnasiumView(env)
     if not isinstance(env, gymnasium.Env):
         raise TypeError(
             f"the factory of environment {env_id!r} returned {type(env).__name__}, "

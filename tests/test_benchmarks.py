@@ -541,3 +541,19 @@ def test_classic_suite_runs_each_env_at_its_own_budget():
     assert {r.algo.preset for r in runs if r.algo.algo == "efficientzero"} == {"default"}
     steps = customize(suite, steps=[1000])  # --steps replaces every env's own budget
     assert {r.budget for r in suite_runs(steps)} == {1000}
+
+
+def test_minatar_suite_gives_images_to_efficientzero_only():
+    from benchmarks.suites import SUITES, suite_runs
+
+    suite = SUITES["minatar"]
+    runs = suite_runs(suite)
+    assert {r.env.env_id for r in runs} == {"gymnax:Breakout-MinAtar", "gymnax:Freeway-MinAtar"}
+    assert len(runs) == 2 * 3 * 5
+    for run in runs:
+        image = 'env.options={"image": true}' in run.overrides(suite)
+        assert image == (run.algo.algo == "efficientzero"), run.name
+        assert run.overrides(suite)[: len(suite.overrides)] == suite.overrides
+    mlp = suite_runs(SUITES["minatar_mlp"])
+    assert {r.algo.algo for r in mlp} == {"efficientzero"}
+    assert not any("image" in item for r in mlp for item in r.overrides(SUITES["minatar_mlp"]))

@@ -294,3 +294,54 @@ def test_a_gymnax_time_limit_is_a_truncation():
         if terminated or truncated:
             break
     assert (steps, terminated, truncated) == (500, False, True)
+
+
+def test_gymnax_frames_as_images_are_one_frame_uint8_stacks():
+    import jax
+
+    from envs.jax_envs import make_jax
+
+    flat = make_jax("gymnax:Breakout-MinAtar")
+    image = make_jax("gymnax:Breakout-MinAtar", image=True)
+    assert flat.observation_space.shape == (400,)
+    assert image.observation_space.shape == (1, 10, 10, 4)
+    assert image.observation_space.dtype == np.uint8
+    key = jax.random.PRNGKey(0)
+    vector, _ = flat.reset(key)
+    frame, state = image.reset(key)
+    # The same frame: 255 where the flattened vector has 1, 0 elsewhere.
+    np.testing.assert_array_equal(np.asarray(frame).reshape(-1), np.asarray(vector) * 255)
+    frame, *_ = image.step(key, state, 1)
+    assert frame.shape == (1, 10, 10, 4) and frame.dtype == np.uint8
+    with pytest.raises(envs.JaxEnvError, match="option image needs frames"):
+        make_jax("gymnax:CartPole-v1", image=True)
+
+
+def test_catch_pays_plus_one_for_a_catch_and_minus_one_for_a_miss():
+    import jax
+
+    from envs.jax_envs import make_jax
+
+    catch = make_jax("envs.examples:make_catch", rows=4, columns=3)
+    obs, state = catch.reset(jax.random.PRNGKey(1))
+    column = int(state["ball_column"])
+    grid = np.asarray(obs).reshape(4, 3)
+    assert grid[0, column] == 1 and grid[3, 1] == 1 and grid.sum() == 2  # ball, paddle
+    for follow in (True, False):
+        obs, state = catch.reset(jax.random.PRNGKey(1))
+        rewards, ends = [], []
+        for _ in range(3):  # rows - 1 steps to the bottom row
+            move = np.sign(column - int(state["paddle"])) if follow else 0
+            if not follow:  # move away from the ball's column
+                move = -1 if column >= 1 else 1
+            obs, state, reward, terminated, truncated = catch.step(
+                jax.random.PRNGKey(2), state, move + 1
+            )
+            rewards.append(float(reward))
+            ends.append(bool(terminated))
+            assert not bool(truncated)
+        assert ends == [False, False, True]
+        assert rewards == [0.0, 0.0, 1.0 if follow else -1.0]
+    # A JAX-native factory is also a gymnasium env for the host loops (DQN, PPO).
+    view = envs.make("envs.examples:make_catch")
+    assert view.reset(seed=0)[0].shape == (50,)

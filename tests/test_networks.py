@@ -49,7 +49,13 @@ def _init(cfg, obs_shape, dtype, batch=3):
 
 @pytest.mark.parametrize(
     "cfg, obs_shape, dtype, latent_shape",
-    [(TINY_MLP, (5,), jnp.float32, (8,)), (TINY_CONV, (4, 96, 96, 3), jnp.uint8, (6, 6, 8))],
+    [
+        (TINY_MLP, (5,), jnp.float32, (8,)),
+        (TINY_CONV, (4, 96, 96, 3), jnp.uint8, (6, 6, 8)),
+        (TINY_CONV, (1, 10, 10, 4), jnp.uint8, (64,)),  # MinAtar: full-size encoder, vector
+        (TINY_CONV, (2, 16, 12, 3), jnp.uint8, (64,)),  # at the size limit
+        (TINY_CONV, (1, 17, 17, 3), jnp.uint8, (2, 2, 8)),  # above it: EfficientZero's 16x
+    ],
 )
 def test_shapes_and_dtypes(cfg, obs_shape, dtype, latent_shape):
     net, variables, obs = _init(cfg, obs_shape, dtype)
@@ -64,6 +70,18 @@ def test_shapes_and_dtypes(cfg, obs_shape, dtype, latent_shape):
     assert lstm2[0].shape == (3, 8)
     proj = net.apply(variables, latent, predictor=True, method="project")
     assert proj.shape == (3, 16)
+
+
+@pytest.mark.parametrize(
+    "downsample, latent_shape", [("none", (64,)), ("efficientzero", (2, 2, 8))]
+)
+def test_downsampling_can_be_chosen_over_the_frame_size(downsample, latent_shape):
+    cfg = dataclasses.replace(TINY_CONV, downsample=downsample)
+    small = dataclasses.replace(TINY_CONV, downsample="efficientzero")
+    net, variables, obs = _init(cfg, (1, 32, 32, 1), jnp.uint8, batch=2)
+    assert net.apply(variables, obs, method="represent").shape == (2,) + latent_shape
+    net, variables, obs = _init(small, (1, 8, 8, 1), jnp.uint8, batch=2)  # 8 -> 1 pixel
+    assert net.apply(variables, obs, method="represent").shape == (2, 1, 1, 8)
 
 
 def test_state_norm_off_leaves_latents_unscaled_and_bfloat16_computes_in_bfloat16():
