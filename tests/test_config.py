@@ -154,3 +154,23 @@ def test_a_replay_too_small_for_one_sequence_names_the_minimum_capacity():
     assert "Set replay.capacity to at least 14" in message
     assert "more steps" not in message
     assert apply_overrides(cfg, ["replay.capacity=14"]).replay.capacity == 14
+
+
+def test_atari100k_v2_takes_the_ez_v2_recipe_and_the_fast_preset_builds_on_it():
+    from experiments.efficientzero import atari100k, atari100k_fast, atari100k_v2
+
+    v1, v2, fast = atari100k(), atari100k_v2(), atari100k_fast()
+    s = v2.search
+    assert (s.policy, s.num_simulations, s.max_num_considered_actions) == ("gumbel", 16, 4)
+    assert (s.c_visit, s.c_scale, s.value_delta_max) == (50.0, 0.1, 0.01)
+    assert (v2.replay.priority_alpha, v2.replay.priority_beta) == (1.0, 1.0)
+    assert v2.replay.reanalyze_fraction == 1.0
+    assert (v2.optim.value_weight, v2.optim.consistency_weight) == (0.5, 5.0)
+    assert (v2.optim.decay, v2.optim.learning_rate) == ("none", 0.2)
+    assert v2.optim.warmup_updates == v2.total_updates // 100 == 1_200
+    assert v2.replay.discount == v1.replay.discount == 0.997**4
+    assert v2.total_updates == v1.total_updates == 120_000
+    # The fast preset: the V2 recipe at 16 envs and 0.2 updates per step, warm-up 1%.
+    assert fast.search == v2.search and fast.replay == v2.replay
+    assert (fast.env.num_envs, fast.loop.replay_ratio, fast.total_updates) == (16, 0.2, 19_600)
+    assert fast.optim.warmup_updates == 196
