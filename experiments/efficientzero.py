@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dreamer.config import (
+from dreamer.agents.efficientzero.config import (
     Config,
     EnvConfig,
     LoopConfig,

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamer import cli, tensorboard_events
-from dreamer.runlog import BASE_COLUMNS, read_metrics
+from dreamer import cli
+from dreamer.shell import tensorboard_events
+from dreamer.shell.runlog import BASE_COLUMNS, read_metrics
 
 DQN = ["--algo", "dqn", "--preset", "debug"]
 
@@ -92,8 +93,8 @@ def test_efficientzero_presets_take_single_image_envs(user_project, monkeypatch)
 
     import jax
 
-    from dreamer.evaluation import make_vector_env
-    from dreamer.networks import make_network
+    from dreamer.agents.efficientzero.networks import make_network
+    from dreamer.shell.evaluation import make_vector_env
     from experiments.efficientzero import debug
 
     monkeypatch.syspath_prepend(str(user_project))

@@ -3,10 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.config import apply_overrides
-from dreamer.learner import learning_rate_schedule, make_learner
-from dreamer.networks import make_network
-from dreamer.replay import Replay
+from dreamer.agents.efficientzero.config import apply_overrides
+from dreamer.agents.efficientzero.learner import learning_rate_schedule, make_learner
+from dreamer.agents.efficientzero.networks import make_network
+from dreamer.agents.efficientzero.replay import Replay
 from experiments.efficientzero import atari100k, debug
 
 OVERRIDES = [

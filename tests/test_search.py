@@ -6,9 +6,14 @@ import mctx
 import numpy as np
 import pytest
 
-from dreamer.config import ModelConfig, SearchConfig
-from dreamer.search import make_model_fns, make_search, qtransform_by_tree_min_max, temperature_at
-from dreamer.transforms import scalar_to_support
+from dreamer.agents.efficientzero.config import ModelConfig, SearchConfig
+from dreamer.agents.efficientzero.search import (
+    make_model_fns,
+    make_search,
+    qtransform_by_tree_min_max,
+    temperature_at,
+)
+from dreamer.agents.efficientzero.transforms import scalar_to_support
 
 SUPPORT = 5
 MODEL = ModelConfig(value_support=SUPPORT, reward_support=SUPPORT, lstm_horizon=3, lstm_hidden=2)
@@ -149,7 +154,7 @@ def test_temperature_schedule():
 
 
 def test_prior_mix_floors_every_action_at_a_share_of_uniform():
-    from dreamer.search import mix_prior
+    from dreamer.agents.efficientzero.search import mix_prior
 
     logits = jnp.array([[30.0, 0.0, -30.0, 0.0]])
     np.testing.assert_array_equal(mix_prior(logits, 0.0), logits)  # off: untouched

@@ -21,7 +21,7 @@ import sys
 import pytest
 from conftest import readme_walkthrough
 
-from dreamer import tensorboard_events
+from dreamer.shell import tensorboard_events
 
 
 def tiny(argv: list[str]) -> list[str]:
