@@ -1,4 +1,4 @@
-"""Nothing lost under signals, concurrent runs, full disks and bad settings (issue 10).
+"""Nothing lost under signals, concurrent runs, full disks and bad settings.
 
 Real runs of the CLI on tiny budgets: DQN takes a few seconds a run, so the process-level
 cases (signals, the run-folder lock, a full disk, kill and resume) use it; the RunBook they

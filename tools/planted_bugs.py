@@ -1,7 +1,10 @@
-"""Plant the bugs of issue 12 one at a time and check that the default suite catches each.
+"""Plant known bugs one at a time and check that the default suite catches each.
 
-    python -m benchmarks.planted_bugs                  # all of them (about 10 minutes on 2 cores)
-    python -m benchmarks.planted_bugs --only alpha     # one
+The bugs (``BUGS``) are mistakes a review of the replay, the learner and the statistics found
+or feared; each names the test files that must fail with it.
+
+    python -m tools.planted_bugs                  # all of them (about 10 minutes on 2 cores)
+    python -m tools.planted_bugs --only alpha     # one
 
 Each bug is a text substitution in a copy of the working tree (``results/planted/tree``);
 the files of tests that should fail run there with ``pytest -x``. A bug is *caught* when
@@ -41,7 +44,7 @@ BUGS = (
     Bug(
         "alpha",
         "priority exponent alpha dropped",
-        "dreamer/priorities.py",
+        "dreamer/core/priorities.py",
         "jnp.asarray(priorities, jnp.float32).ravel(), 1.0) ** alpha",
         "jnp.asarray(priorities, jnp.float32).ravel(), 1.0)",
         ("tests/test_replay.py", "tests/test_dqn.py"),
@@ -49,7 +52,7 @@ BUGS = (
     Bug(
         "max_priority",
         "max_priority never raised by set_priorities",
-        "dreamer/replay.py",
+        "dreamer/agents/efficientzero/replay.py",
         "max_priority=jnp.maximum(state.max_priority, priorities.max()),",
         "max_priority=state.max_priority,",
         ("tests/test_replay.py",),
@@ -57,7 +60,7 @@ BUGS = (
     Bug(
         "padding",
         "frame-stack padding ignores the episode start (Replay.sample)",
-        "dreamer/replay.py",
+        "dreamer/agents/efficientzero/replay.py",
         "oldest = jnp.maximum(state.episode_start[env, pos], state.count[env] - self.slots)\n"
         "        frame_steps",
         "oldest = state.count[env] - self.slots\n        frame_steps",
@@ -66,7 +69,7 @@ BUGS = (
     Bug(
         "padding_cache",
         "... the same in Replay.observations (the target cache's stacks)",
-        "dreamer/replay.py",
+        "dreamer/agents/efficientzero/replay.py",
         "oldest = jnp.maximum(state.episode_start[env, pos], state.count[env] - self.slots)\n"
         "        steps",
         "oldest = state.count[env] - self.slots\n        steps",
@@ -75,7 +78,7 @@ BUGS = (
     Bug(
         "lstm_reset",
         "the learner's LSTM never reset during the unroll",
-        "dreamer/learner.py",
+        "dreamer/agents/efficientzero/learner.py",
         "            if k % model.lstm_horizon == 0:\n"
         "                lstm = jax.tree.map(jnp.zeros_like, lstm)\n",
         "",
@@ -84,7 +87,7 @@ BUGS = (
     Bug(
         "online_targets",
         "targets computed with the online network instead of the target network",
-        "dreamer/learner.py",
+        "dreamer/agents/efficientzero/learner.py",
         "tv = state.target_variables",
         "tv = state.variables",
         LEARNER,
@@ -93,7 +96,7 @@ BUGS = (
     Bug(
         "dynamics_scale",
         "the x0.5 dynamics gradient scale removed",
-        "dreamer/learner.py",
+        "dreamer/agents/efficientzero/learner.py",
         "            latent = scale_gradient(latent, model.dynamics_grad_scale)\n",
         "",
         LEARNER,
@@ -101,7 +104,7 @@ BUGS = (
     Bug(
         "unroll_scale_loss",
         "the 1/K scale removed (unroll_scale=loss: the whole loss)",
-        "dreamer/learner.py",
+        "dreamer/agents/efficientzero/learner.py",
         'loss_scale = 1.0 / K if ocfg.unroll_scale == "loss" else 1.0',
         "loss_scale = 1.0",
         LEARNER,
@@ -109,7 +112,7 @@ BUGS = (
     Bug(
         "unroll_scale_heads",
         "the 1/K scale removed (unroll_scale=heads: the unrolled heads)",
-        "dreamer/learner.py",
+        "dreamer/agents/efficientzero/learner.py",
         'head_scale = 1.0 / K if ocfg.unroll_scale == "heads" else 1.0',
         "head_scale = 1.0",
         LEARNER,
@@ -166,7 +169,7 @@ def plant(tree: Path, bug: Bug) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.planted_bugs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.planted_bugs", description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated bug names")
     parser.add_argument("--out", default="results/planted")
     args = parser.parse_args(argv)
@@ -201,9 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append((bug, verdict, by, time.time() - start))
         print(f"{verdict:8s} {bug.name:20s} {by}", flush=True)
     lines = [
-        "# Planted bugs (issue 12)",
+        "# Planted bugs",
         "",
-        "Command: `python -m benchmarks.planted_bugs`. Each bug is planted alone in a copy of "
+        "Command: `python -m tools.planted_bugs`. Each bug is planted alone in a copy of "
         "the tree; its test files run with `pytest -x`; *caught* = a test failed.",
         "",
         "| bug | where | verdict | first failing test | seconds |",

@@ -1,9 +1,9 @@
 """Mutation testing of the core: plant small bugs, run the tests that cover them, report.
 
     make mutation                                   # the default sample, about an hour on 2 cores
-    python -m benchmarks.mutation --sample all      # every mutant (several hours)
-    python -m benchmarks.mutation --modules dreamer/priorities.py --sample all
-    python -m benchmarks.mutation --report-only     # rewrite the report from the last run
+    python -m tools.mutation --sample all      # every mutant (several hours)
+    python -m tools.mutation --modules dreamer/core/priorities.py --sample all
+    python -m tools.mutation --report-only     # rewrite the report from the last run
 
 mutmut (``[mutmut]`` in setup.cfg) copies the sources into ``mutants/`` and rewrites every
 function of the core modules into its original and its mutants (an operator flipped, a
@@ -46,22 +46,26 @@ MUTANTS = REPO / "mutants"
 
 LEARNER_TESTS = ("tests/test_learner.py", "tests/test_learner_values.py")
 COVERAGE: dict[str, tuple[str, ...]] = {
-    "dreamer/transforms.py": ("tests/test_transforms.py", "tests/test_search.py", *LEARNER_TESTS),
-    "dreamer/targets.py": ("tests/test_targets.py", *LEARNER_TESTS),
-    "dreamer/search.py": ("tests/test_search.py", *LEARNER_TESTS),
-    "dreamer/replay.py": ("tests/test_replay.py", *LEARNER_TESTS),
-    "dreamer/priorities.py": (
+    "dreamer/agents/efficientzero/transforms.py": (
+        "tests/test_transforms.py",
+        "tests/test_search.py",
+        *LEARNER_TESTS,
+    ),
+    "dreamer/agents/efficientzero/targets.py": ("tests/test_targets.py", *LEARNER_TESTS),
+    "dreamer/agents/efficientzero/search.py": ("tests/test_search.py", *LEARNER_TESTS),
+    "dreamer/agents/efficientzero/replay.py": ("tests/test_replay.py", *LEARNER_TESTS),
+    "dreamer/core/priorities.py": (
         "tests/test_replay.py",
         "tests/test_dqn.py::test_replay_rebuilds_stacks_and_n_step_targets",
         "tests/test_dqn.py::test_replay_priorities_and_interrupt",
     ),
-    "dreamer/learner.py": (
+    "dreamer/agents/efficientzero/learner.py": (
         *LEARNER_TESTS,
         "tests/test_augment.py::test_learner_augments_the_step0_input_and_the_consistency_"
         "targets_only",
     ),
-    "dreamer/augment.py": ("tests/test_augment.py",),
-    "dreamer/fused.py": ("tests/test_fused.py",),
+    "dreamer/agents/efficientzero/augment.py": ("tests/test_augment.py",),
+    "dreamer/loops/fused_scan.py": ("tests/test_fused.py",),
     "benchmarks/stats.py": ("tests/test_benchmarks.py", "tests/test_stats.py"),
 }
 """Module -> the test files (or test ids) whose tests every mutant of the module runs."""
@@ -71,8 +75,8 @@ EXCLUDE_TESTS = ("tests/test_benchmarks.py::test_ale_ids_are_registered",)
 
 DEFAULT_SAMPLE = 20
 """Mutants per module in the default run (under an hour on 2 shared cores)."""
-DEFAULT_MODULES = tuple(m for m in COVERAGE if m != "dreamer/fused.py")
-"""``fused.py``'s tests are whole training runs (minutes per mutant): run it on request."""
+DEFAULT_MODULES = tuple(m for m in COVERAGE if m != "dreamer/loops/fused_scan.py")
+"""``fused_scan.py``'s tests are whole training runs (minutes per mutant): run it on request."""
 
 EQUIVALENT: dict[tuple[str, str], str] = {
     (
@@ -92,20 +96,20 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "reps: int = 2001,",
     ): "the default replicate count changes an interval by Monte Carlo noise only",
     (
-        "dreamer/priorities.py",
+        "dreamer/core/priorities.py",
         "p = jnp.where(eligible, jnp.asarray(priorities, jnp.float32).ravel(), 2.0) ** alpha",
     ): "the placeholder of ineligible records is zeroed on the next line; any positive value "
     "works (it only keeps 0 ** alpha out)",
     (
-        "dreamer/priorities.py",
+        "dreamer/core/priorities.py",
         "return index.astype(jnp.int32), (weights / weights.max()).astype(None)",
     ): "the weights are float32 already (astype(None) is JAX's default float, float32)",
     (
-        "dreamer/augment.py",
+        "dreamer/agents/efficientzero/augment.py",
         "z = jax.random.normal(key, (frames.shape[0],), )",
     ): "float32 is jax.random.normal's default dtype (x64 is off)",
     (
-        "dreamer/augment.py",
+        "dreamer/agents/efficientzero/augment.py",
         "for name, sub in zip(names, jax.random.split(key, max(len(names), 2)), strict=False):",
     ): "splitting into more keys than augmentations changes which draw each gets, not its "
     "distribution (the zip stops at the names)",
@@ -216,7 +220,7 @@ def durations(ids: Sequence[str], cache: Path) -> dict[str, float]:
     missing = [i for i in ids if i not in known]
     if missing:
         report = cache.with_suffix(".jsonl")
-        plugin = "benchmarks.mutation"
+        plugin = "tools.mutation"
         subprocess.run(
             [
                 sys.executable,
@@ -276,7 +280,7 @@ def run_mutants(names: Sequence[str], jobs: int) -> None:
 
 
 def pytest_runtest_logreport(report: Any) -> None:
-    """pytest hook (``-p benchmarks.mutation``): append each test's total seconds."""
+    """pytest hook (``-p tools.mutation``): append each test's total seconds."""
     out = os.environ.get("MUTATION_TIMER_OUT")
     if out and report.when == "teardown":
         _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
@@ -372,7 +376,7 @@ def write_report(modules: dict[str, Any], out: Path, meta: dict[str, Any]) -> Pa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__)
     parser.add_argument("--modules", default=",".join(DEFAULT_MODULES), help="comma-separated")
     parser.add_argument(
         "--without",
@@ -418,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     machine = describe_machine(with_jax=False)
     meta = {
-        "command": "python -m benchmarks.mutation " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m tools.mutation " + " ".join(argv or sys.argv[1:]),
         "mutmut": version("mutmut"),
         "sample": args.sample,
         "without": args.without,
