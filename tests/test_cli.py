@@ -1,4 +1,4 @@
-"""The command line with a user's own environment (README's my_pkg), on the seconds-long
+"""The command line with a user's own environment (the walkthrough's my_pkg), on the seconds-long
 ``debug`` presets: --import, the console script, package clashes, factory options, videos,
 the lines printed at start, show-config --describe, resume --steps, rounded output."""
 

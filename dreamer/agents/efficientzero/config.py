@@ -322,14 +322,14 @@ class DreamConfig:
     search: Literal["agent", "gumbel"] = "agent"
     """The search at imagined latents: ``agent`` is the agent's own search (``search.*``, the
     kind that gives the real policy targets) with ``simulations`` simulations; ``gumbel`` is
-    Gumbel MuZero's improved policy. On CartPole (README, Dreaming) both collapsed the policy
+    Gumbel MuZero's improved policy. On CartPole (docs/dreaming.md) both collapsed the policy
     at ratio 4; ``agent`` is the default because its targets are of the same kind as the real
     ones."""
     simulations: int = 8
     """Simulations of the search at each imagined latent."""
     policy_weight: float = 0.1
     """Weight of the dream policy loss against the real policy loss. Measured on CartPole
-    (README, Dreaming): at 1.0 the dream targets took over the policy head and collapsed it
+    (docs/dreaming.md): at 1.0 the dream targets took over the policy head and collapsed it
     at ratios 1 and 4; at 0.1 (ratio 1) they did not."""
     value_weight: float = 0.0
     """Weight of a dream value loss toward the search's root value (0: off, the default)."""
