@@ -68,14 +68,14 @@ test-all: $(STAMP)
 
 # Mutation testing of the core (not part of `make test`): a fixed sample of mutants per module,
 # each run against the tests that cover its module; report in results/mutation/report.md.
-# MUTATION_ARGS="--sample all" runs every mutant (hours); see benchmarks/mutation.py.
+# MUTATION_ARGS="--sample all" runs every mutant (hours); see tools/mutation.py.
 MUTATION_ARGS ?=
 mutation: $(STAMP)
-	nice -n 15 $(PY) -m benchmarks.mutation $(MUTATION_ARGS)
+	nice -n 15 $(PY) -m tools.mutation $(MUTATION_ARGS)
 
-# The bugs of issue 12, planted one at a time: each must make its tests fail.
+# Known bugs, planted one at a time: each must make its tests fail (see tools/planted_bugs.py).
 planted-bugs: $(STAMP)
-	nice -n 15 $(PY) -m benchmarks.planted_bugs
+	nice -n 15 $(PY) -m tools.planted_bugs
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -9,9 +9,10 @@ Variants, each a ``train --seeds`` group (seeds vmapped in one process on a JAX-
 
 - ``dream r``: ``dream.ratio=r`` (``r = 0`` is the agent without dreams);
 - ``control r``: no dreams, ``loop.replay_ratio`` multiplied by
-  ``(gradient + dreaming) / gradient`` model evaluations per update (``dreamer.compute``), so
-  the extra compute of ``dream r`` goes into more gradient steps on real data instead. A
-  gain counts as dreaming only if it beats this control.
+  ``(gradient + dreaming) / gradient`` model evaluations per update
+  (``dreamer.agents.efficientzero.compute``), so the extra compute of ``dream r`` goes into
+  more gradient steps on real data instead. A gain counts as dreaming only if it beats this
+  control.
 
 Per variant the report gives the compute spent (model evaluations, mean over seeds), the
 final greedy return with a 95% bootstrap interval over seeds, the seeds that reach the
@@ -51,8 +52,8 @@ ENVS = {
 
 def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str, Any]]:
     """The variants of the sweep: name and overrides, with their compute per update."""
-    from dreamer import compute
-    from dreamer.config import apply_overrides
+    from dreamer.agents.efficientzero import compute
+    from dreamer.core.configtree import apply_overrides
 
     out = []
     for r in ratios:
@@ -77,8 +78,8 @@ def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str
 
 
 def run_variant(env_key: str, variant: dict, args: argparse.Namespace, seeds: list[int]) -> None:
-    from dreamer import groups
-    from dreamer.config import apply_overrides
+    from dreamer.core.configtree import apply_overrides
+    from dreamer.loops import groups
     from experiments import presets
 
     env, preset, _ = ENVS[env_key]
@@ -293,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     envs = args.envs.split(",") if args.envs else (list(ENVS) if args.full else ["cartpole"])
     out = Path(args.out)
     if not args.report_only:
-        from dreamer.config import apply_overrides
+        from dreamer.core.configtree import apply_overrides
         from experiments import presets
 
         for env_key in envs:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamer.runlog import CONFIG_FILE, EVAL_RETURN, METRICS_FILE, SUMMARY_FILE
+from dreamer.shell.runlog import CONFIG_FILE, EVAL_RETURN, METRICS_FILE, SUMMARY_FILE
 
 
 class RunState(enum.Enum):

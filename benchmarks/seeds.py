@@ -5,9 +5,9 @@
     python -m benchmarks.seeds --report-only --out results/seeds                 # table only
 
 The ``host`` path trains the gymnasium env (``--host-env``, default CartPole-v1) one seed after
-another through ``dreamer.agent.HostLoop``; the ``fused`` path trains its JAX port
+another through ``dreamer.loops.host.HostLoop``; the ``fused`` path trains its JAX port
 (``--fused-env``, default gymnax:CartPole-v1) with every seed in one process and one ``jit``
-(``dreamer.fused_loop``). Both are ``train --seeds`` groups under ``OUT/<path>``, so each seed
+(``dreamer.loops.fused``). Both are ``train --seeds`` groups under ``OUT/<path>``, so each seed
 has its usual run folder. The report (``report.md``, ``seeds.json``) gives per seed the final
 greedy return, per path the mean with a 95% bootstrap interval over seeds, the seeds that
 reach ``--threshold``, the wall-clock of the whole group (compilation included) and its
@@ -36,8 +36,8 @@ PATHS = ("host", "fused")
 
 def run_path(path: str, args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
     """Train the group of one path; its record (machine, wall-clock, summaries)."""
-    from dreamer import groups
-    from dreamer.config import apply_overrides
+    from dreamer.core.configtree import apply_overrides
+    from dreamer.loops import groups
     from experiments import presets
 
     env = args.host_env if path == "host" else args.fused_env

@@ -3,7 +3,7 @@
     python -m benchmarks.timing --preset atari100k --env ALE/MsPacman-v5 --steps 10000
     python -m benchmarks.timing --preset debug            # CPU-sized, seconds
 
-Runs the real host loop (``dreamer.agent.HostLoop``) for ``--steps`` env steps, the preset's
+Runs the real host loop (``dreamer.loops.host.HostLoop``) for ``--steps`` env steps, the preset's
 warm-up, replay ratio, target refreshes and a final evaluation included, waiting for the
 device after each phase so that time is attributed exactly. Compilation is timed first and
 apart. From the loop it reports env steps/s with updates and each phase's share (act, env,
@@ -120,12 +120,12 @@ def project(costs: dict[str, float], counts: dict[str, float]) -> float:
 
 def measure(cfg: Any, run_dir: Path, *, full: Any) -> dict[str, Any]:
     """Time ``cfg``'s real loop in ``run_dir``; project a whole run of ``full``."""
-    from dreamer.agent import ALGO, Agent, HostLoop
-    from dreamer.runbook import RunBook
+    from dreamer.agents.efficientzero.builder import Parts
+    from dreamer.loops.host import HostLoop, open_book, probe_spaces
 
-    agent = Agent(cfg)
+    agent = Parts(cfg, probe_spaces(cfg))
     compile_seconds = precompile(agent)
-    book = RunBook(ALGO, cfg, run_dir, resume=False)
+    book = open_book(cfg, run_dir, resume=False)
     try:
         loop = HostLoop(cfg, agent, book, profile=True)
         tick = time.perf_counter()
@@ -173,7 +173,7 @@ def measure(cfg: Any, run_dir: Path, *, full: Any) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dreamer.config import apply_overrides, replace_path
+    from dreamer.core.configtree import apply_overrides, replace_path
     from experiments import presets
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.timing", description=__doc__)
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _versions() -> dict[str, str]:
-    from dreamer.runlog import versions
+    from dreamer.shell.runlog import versions
 
     return versions()
 

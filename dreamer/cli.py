@@ -23,10 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dreamer import algos, groups, runlock
-from dreamer.checkpoint import CHECKPOINT_DIR, CheckpointError, latest_checkpoint
-from dreamer.compilation import enable_compilation_cache
-from dreamer.config import (
+from dreamer.core.configtree import (
     ConfigError,
     apply_overrides,
     flatten,
@@ -34,17 +31,21 @@ from dreamer.config import (
     replace_path,
     to_dict,
 )
-from dreamer.errors import (
+from dreamer.core.errors import (
     EnvOutputError,
     NonFiniteLossError,
     ObservationSpaceError,
     RunFolderError,
 )
-from dreamer.evaluation import VIDEO_FORMATS, Video
-from dreamer.imports import add_working_directory, project_package
-from dreamer.runbook import check_can_start
-from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, RunLog, read_json, resume_command
-from dreamer.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
+from dreamer.loops import algos, groups
+from dreamer.shell import runlock
+from dreamer.shell.checkpoint import CHECKPOINT_DIR, CheckpointError, latest_checkpoint
+from dreamer.shell.compilation import enable_compilation_cache
+from dreamer.shell.evaluation import VIDEO_FORMATS, Video
+from dreamer.shell.imports import add_working_directory, project_package
+from dreamer.shell.runbook import check_can_start
+from dreamer.shell.runlog import CONFIG_FILE, SUMMARY_FILE, RunLog, read_json, resume_command
+from dreamer.shell.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
 
 
 def parse_seeds(spec: str) -> tuple[int, ...]:

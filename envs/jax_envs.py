@@ -1,7 +1,7 @@
 """JAX-native environments: reset and step as pure functions of a key and a state.
 
-The fused training loop (``dreamer.fused``) steps such an environment inside ``jit``, with
-envs and seeds ``vmap``ped. The protocol is one frozen record, ``JaxEnv``:
+The fused training loop (``dreamer.loops.fused_scan``) steps such an environment inside
+``jit``, with envs and seeds ``vmap``ped. The protocol is one frozen record, ``JaxEnv``:
 
 ```python
 obs, state = env.reset(key)                                      # one env, unbatched

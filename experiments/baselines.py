@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from dreamer.baselines.config import (
-    DQNConfig,
-    DQNParams,
-    NetworkConfig,
-    PPOConfig,
-    PPOParams,
-)
-from dreamer.config import EnvConfig, RunConfig
+from dreamer.agents.baselines.config import NetworkConfig
+from dreamer.agents.baselines.dqn.config import DQNConfig, DQNParams
+from dreamer.agents.baselines.ppo.config import PPOConfig, PPOParams
+from dreamer.core.config import EnvConfig, RunConfig
 
 
 def _cartpole_run(env_steps: int) -> RunConfig:
@@ -263,10 +259,10 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     from pathlib import Path
 
-    from dreamer import algos
     from dreamer.cli import parse_seeds
-    from dreamer.config import ConfigError, replace_path
-    from dreamer.runlog import CONFIG_FILE, SUMMARY_FILE, device_description, read_json
+    from dreamer.core.configtree import ConfigError, replace_path
+    from dreamer.loops import algos
+    from dreamer.shell.runlog import CONFIG_FILE, SUMMARY_FILE, device_description, read_json
 
     parser = argparse.ArgumentParser(prog="python -m experiments.baselines")
     parser.add_argument("--algo", choices=sorted(PRESETS), required=True)

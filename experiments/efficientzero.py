@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dreamer.config import (
+from dreamer.agents.efficientzero.config import (
     Config,
     EnvConfig,
     LoopConfig,
@@ -330,8 +330,8 @@ def default() -> Config:
     - Images: frames of at most 16 pixels a side (MinAtar, MiniGrid) keep their size in a
       3x3 conv stem of 16 channels (MinAtar's DQN torso), then a dense layer to the vector
       latent (``model.downsample``). Residual blocks at full size (``model.num_blocks``)
-      made an update several times slower on 2 CPU cores, so there are none. No augmentation: a 4-pixel shift moves a 10-pixel frame by
-      40%.
+      made an update several times slower on 2 CPU cores, so there are none. No
+      augmentation: a 4-pixel shift moves a 10-pixel frame by 40%.
     """
     return Config(
         env=EnvConfig(id="CartPole-v1", num_envs=4, num_eval_envs=8),

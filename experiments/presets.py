@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from dreamer.config import ConfigError
+from dreamer.core.configtree import ConfigError
 
 _MODULES = ("experiments.efficientzero", "experiments.baselines")
 

@@ -9,20 +9,18 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # Compiled programs are shared between tests (and with the CLI runs of the e2e tests) through
 # the persistent compilation cache; keyed by XLA on the program, it never serves a stale one.
-from dreamer.compilation import enable_compilation_cache  # noqa: E402
+from dreamer.shell.compilation import enable_compilation_cache  # noqa: E402
 
 enable_compilation_cache()
 
 ROOT = Path(__file__).resolve().parents[1]
-WALKTHROUGH = ("### Your own environment", "## Benchmarks")
+WALKTHROUGH = ROOT / "docs" / "own-env.md"
 
 
-def readme_walkthrough() -> tuple[str, list[str]]:
-    """The ``my_pkg/my_envs.py`` source and the shell lines of README's "Your own environment"."""
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index(WALKTHROUGH[0])
-    text = readme[start : readme.index(WALKTHROUGH[1], start)]
-    blocks = re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)
+def walkthrough() -> tuple[str, list[str]]:
+    """The ``my_pkg/my_envs.py`` source and the shell lines of the walkthrough
+    docs/own-env.md ("Your own environment")."""
+    blocks = re.findall(r"```(\w+)\n(.*?)```", WALKTHROUGH.read_text(), flags=re.S)
     (module,) = [code for lang, code in blocks if lang == "python"]
     lines = [
         line
@@ -36,9 +34,9 @@ def readme_walkthrough() -> tuple[str, list[str]]:
 
 @pytest.fixture
 def user_project(tmp_path):
-    """A user's project folder holding the README's ``my_pkg/my_envs.py``."""
+    """A user's project folder holding the walkthrough's ``my_pkg/my_envs.py``."""
     package = tmp_path / "my_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "my_envs.py").write_text(readme_walkthrough()[0])
+    (package / "my_envs.py").write_text(walkthrough()[0])
     return tmp_path

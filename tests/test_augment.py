@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer import learner as learner_module
-from dreamer.augment import augment, intensity, random_shift
-from dreamer.config import apply_overrides
-from dreamer.learner import make_learner
-from dreamer.networks import make_network
-from dreamer.replay import Replay
+from dreamer.agents.efficientzero import learner as learner_module
+from dreamer.agents.efficientzero.augment import augment, intensity, random_shift
+from dreamer.agents.efficientzero.config import apply_overrides
+from dreamer.agents.efficientzero.learner import make_learner
+from dreamer.agents.efficientzero.networks import make_network
+from dreamer.agents.efficientzero.replay import Replay
 from experiments.efficientzero import debug
 
 H = W = 16

@@ -1,4 +1,4 @@
-"""The command line with a user's own environment (README's my_pkg), on the seconds-long
+"""The command line with a user's own environment (the walkthrough's my_pkg), on the seconds-long
 ``debug`` presets: --import, the console script, package clashes, factory options, videos,
 the lines printed at start, show-config --describe, resume --steps, rounded output."""
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamer import cli, tensorboard_events
-from dreamer.runlog import BASE_COLUMNS, read_metrics
+from dreamer import cli
+from dreamer.shell import tensorboard_events
+from dreamer.shell.runlog import BASE_COLUMNS, read_metrics
 
 DQN = ["--algo", "dqn", "--preset", "debug"]
 
@@ -87,13 +88,14 @@ def test_image_env_trains_with_a_one_frame_stack(user_project, monkeypatch, caps
 
 def test_efficientzero_presets_take_single_image_envs(user_project, monkeypatch):
     """[H, W, C] images reach EfficientZero's networks as one-frame stacks [1, H, W, C] and the
-    debug preset picks the conv trunk (its small-frame encoder) for them (a full image run is in test_walkthrough)."""
+    debug preset picks the conv trunk (its small-frame encoder) for them (a full image run is
+    in test_walkthrough)."""
     import dataclasses
 
     import jax
 
-    from dreamer.evaluation import make_vector_env
-    from dreamer.networks import make_network
+    from dreamer.agents.efficientzero.networks import make_network
+    from dreamer.shell.evaluation import make_vector_env
     from experiments.efficientzero import debug
 
     monkeypatch.syspath_prepend(str(user_project))

@@ -2,8 +2,16 @@ import re
 
 import pytest
 
-from dreamer.baselines.config import DQNConfig, PPOConfig
-from dreamer.config import Config, ConfigError, apply_overrides, flatten, from_dict, to_dict
+from dreamer.agents.baselines.dqn.config import DQNConfig
+from dreamer.agents.baselines.ppo.config import PPOConfig
+from dreamer.agents.efficientzero.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    flatten,
+    from_dict,
+    to_dict,
+)
 from experiments import efficientzero
 
 

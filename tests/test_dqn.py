@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.baselines import dqn
-from dreamer.baselines.config import DQNConfig, DQNParams, NetworkConfig
-from dreamer.baselines.dqn_learning import (
+from dreamer.agents.baselines.config import NetworkConfig
+from dreamer.agents.baselines.dqn.config import DQNConfig, DQNParams
+from dreamer.agents.baselines.dqn.learning import (
     Batch,
     double_q_target,
     huber,
@@ -20,10 +20,13 @@ from dreamer.baselines.dqn_learning import (
     make_learner,
     td_loss,
 )
-from dreamer.baselines.networks import QNetwork, dueling_aggregate, random_shift
-from dreamer.baselines.replay import Replay, n_step_return
-from dreamer.config import ConfigError, EnvConfig, RunConfig
-from dreamer.runlog import read_metrics
+from dreamer.agents.baselines.dqn.networks import QNetwork, dueling_aggregate
+from dreamer.agents.baselines.dqn.replay import Replay, n_step_return
+from dreamer.agents.baselines.networks import random_shift
+from dreamer.core.config import EnvConfig, RunConfig
+from dreamer.core.configtree import ConfigError
+from dreamer.loops import dqn
+from dreamer.shell.runlog import read_metrics
 
 
 def test_n_step_return_stops_at_episode_end():

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer import compute
-from dreamer.config import ConfigError, apply_overrides
-from dreamer.dreaming import dream_starts, make_dreaming
-from dreamer.networks import make_network
+from dreamer.agents.efficientzero import compute
+from dreamer.agents.efficientzero.config import ConfigError, apply_overrides
+from dreamer.agents.efficientzero.dreaming import dream_starts, make_dreaming
+from dreamer.agents.efficientzero.networks import make_network
 from experiments.efficientzero import debug
 from tests.test_learner import OVERRIDES, build
 
@@ -191,7 +191,7 @@ def test_dream_settings_are_checked():
 
 
 def test_compute_counters_add_up_and_match_the_run(tmp_path):
-    from dreamer.agent import train
+    from dreamer.loops.efficientzero import train
 
     cfg = apply_overrides(
         debug(),

@@ -11,9 +11,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from dreamer import cli, tensorboard_events
-from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.runlog import read_metrics
+from dreamer import cli
+from dreamer.shell import tensorboard_events
+from dreamer.shell.checkpoint import Checkpointer, CheckpointError
+from dreamer.shell.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,8 @@ def test_train_kill_resume_matches_uninterrupted_run(tmp_path):
     # at 100, before the one at 200. Deterministic on any machine, however fast.
     killer = (
         "import os, signal, sys\n"
-        "from dreamer import cli, runlog\n"
+        "from dreamer import cli\n"
+        "from dreamer.shell import runlog\n"
         "log = runlog.RunLog.log\n"
         "def log_then_die(self, row):\n"
         "    log(self, row)\n"

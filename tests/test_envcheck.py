@@ -1,10 +1,11 @@
-"""dreamer.envcheck: non-finite env outputs and rewards beyond EfficientZero's supports."""
+"""Env output checks: non-finite values (the shell) and rewards beyond EfficientZero's supports."""
 
 import numpy as np
 import pytest
 
-from dreamer.config import ModelConfig
-from dreamer.envcheck import RewardScale, non_finite
+from dreamer.agents.efficientzero.config import ModelConfig
+from dreamer.agents.efficientzero.reward_scale import RewardScale
+from dreamer.shell.envcheck import non_finite
 
 
 def test_non_finite_names_the_value_the_field_and_the_sub_env():

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import envs
-from dreamer import agent as agent_module
-from dreamer import fused_loop
-from dreamer.checkpoint import Checkpointer
-from dreamer.config import apply_overrides
-from dreamer.runlog import read_metrics
+from dreamer.agents.efficientzero.config import apply_overrides
+from dreamer.loops import efficientzero as agent_module
+from dreamer.loops import fused as fused_loop
+from dreamer.shell.checkpoint import Checkpointer
+from dreamer.shell.runlog import read_metrics
 from experiments.efficientzero import debug
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +148,8 @@ def test_kill_and_resume_a_fused_run_continues_exactly(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     killer = (
         "import os, signal, sys\n"
-        "from dreamer import cli, runlog\n"
+        "from dreamer import cli\n"
+        "from dreamer.shell import runlog\n"
         "log = runlog.RunLog.log\n"
         "def log_then_die(self, row):\n"
         "    log(self, row)\n"

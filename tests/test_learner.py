@@ -3,10 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.config import apply_overrides
-from dreamer.learner import learning_rate_schedule, make_learner
-from dreamer.networks import make_network
-from dreamer.replay import Replay
+from dreamer.agents.efficientzero.config import apply_overrides
+from dreamer.agents.efficientzero.learner import learning_rate_schedule, make_learner
+from dreamer.agents.efficientzero.networks import make_network
+from dreamer.agents.efficientzero.replay import Replay
 from experiments.efficientzero import atari100k, debug
 
 OVERRIDES = [
@@ -117,7 +117,7 @@ def test_new_steps_enter_the_target_cache_with_the_target_networks_value(setup):
     newest = (np.asarray(rstate.count) - 1) % replay.slots
     stored = np.asarray(rstate.values)[np.arange(2), newest]
     net = make_network(cfg.model, (4,), 2)
-    from dreamer.transforms import support_to_scalar
+    from dreamer.agents.efficientzero.transforms import support_to_scalar
 
     def value(variables):
         _, logits = net.apply(

@@ -1,9 +1,10 @@
 """The learner's numbers on a one-example batch, against a computation written apart from it.
 
-The reference below shares nothing with ``dreamer.learner`` / ``dreamer.targets`` /
-``dreamer.transforms`` but the network: its targets are plain Python, its two-hot projection,
-inverse value transform and gradient scaling are written anew (the scaling as a
-``jax.custom_vjp``), and its LSTM reset follows the search's rule (depth % horizon == 0).
+The reference below shares nothing with EfficientZero's ``learner`` / ``targets`` /
+``transforms`` (``dreamer.agents.efficientzero``) but the network: its targets are plain
+Python, its two-hot projection, inverse value transform and gradient scaling are written anew
+(the scaling as a ``jax.custom_vjp``), and its LSTM reset follows the search's rule
+(depth % horizon == 0).
 
 Gradients are read from one SGD step (no momentum, weight decay or clipping, learning rate 1
 after the first update, whose rate is 0): ``grad = params - new_params``.
@@ -17,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.config import apply_overrides
-from dreamer.learner import make_learner
-from dreamer.networks import make_network
-from dreamer.replay import Batch, Replay
-from dreamer.search import make_model_fns
+from dreamer.agents.efficientzero.config import apply_overrides
+from dreamer.agents.efficientzero.learner import make_learner
+from dreamer.agents.efficientzero.networks import make_network
+from dreamer.agents.efficientzero.replay import Batch, Replay
+from dreamer.agents.efficientzero.search import make_model_fns
 from experiments.efficientzero import debug
 
 K, N, A, D = 3, 2, 2, 4  # unroll steps, n-step horizon, actions, observation size

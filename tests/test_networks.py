@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.config import ModelConfig
-from dreamer.errors import ObservationSpaceError
-from dreamer.networks import make_network
+from dreamer.agents.efficientzero.config import ModelConfig
+from dreamer.agents.efficientzero.networks import make_network
+from dreamer.core.errors import ObservationSpaceError
 
 TINY_MLP = ModelConfig(
     kind="auto",

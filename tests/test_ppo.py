@@ -7,10 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.baselines import ppo
-from dreamer.baselines.config import NetworkConfig, PPOConfig, PPOParams
-from dreamer.baselines.networks import ActorCritic
-from dreamer.baselines.ppo_learning import (
+from dreamer.agents.baselines.config import NetworkConfig
+from dreamer.agents.baselines.ppo.config import PPOConfig, PPOParams
+from dreamer.agents.baselines.ppo.learning import (
     Rollout,
     batched_gae,
     clipped_policy_loss,
@@ -19,9 +18,12 @@ from dreamer.baselines.ppo_learning import (
     remaining_fraction,
     value_loss,
 )
-from dreamer.config import ConfigError, EnvConfig, RunConfig
-from dreamer.runbook import crossed
-from dreamer.runlog import read_metrics
+from dreamer.agents.baselines.ppo.networks import ActorCritic
+from dreamer.core.config import EnvConfig, RunConfig
+from dreamer.core.configtree import ConfigError
+from dreamer.loops import ppo
+from dreamer.shell.runbook import crossed
+from dreamer.shell.runlog import read_metrics
 
 
 def _gae_loop(rewards, discounts, lambda_, values):

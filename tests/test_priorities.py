@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer import priorities as P
+from dreamer.core import priorities as P
 
 
 def _ring_with_zero_runs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

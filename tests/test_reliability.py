@@ -1,4 +1,4 @@
-"""Nothing lost under signals, concurrent runs, full disks and bad settings (issue 10).
+"""Nothing lost under signals, concurrent runs, full disks and bad settings.
 
 Real runs of the CLI on tiny budgets: DQN takes a few seconds a run, so the process-level
 cases (signals, the run-folder lock, a full disk, kill and resume) use it; the RunBook they
@@ -18,9 +18,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from dreamer import cli, runlog
-from dreamer.checkpoint import Checkpointer
-from dreamer.runlog import read_json, read_metrics
+from dreamer import cli
+from dreamer.shell import runlog
+from dreamer.shell.checkpoint import Checkpointer
+from dreamer.shell.runlog import read_json, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +50,8 @@ TINY_PPO = ["--algo", "ppo", "--preset", "cartpole", "--steps", "256"] + _sets(
 CHILD = """
 import os, signal, sys, time
 from pathlib import Path
-from dreamer import cli, runlog
+from dreamer import cli
+from dreamer.shell import runlog
 action, at, flag, *argv = sys.argv[1:]
 log = runlog.RunLog.log
 def log_then_act(self, row):

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.config import ConfigError, ReplayConfig
-from dreamer.replay import Replay
+from dreamer.agents.efficientzero.config import ConfigError, ReplayConfig
+from dreamer.agents.efficientzero.replay import Replay
 
 A = 3
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from etils import epath
 
-from dreamer import runlog
-from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.runlog import RunLog, read_metrics, summarize
+from dreamer.shell import runlog
+from dreamer.shell.checkpoint import Checkpointer, CheckpointError
+from dreamer.shell.runlog import RunLog, read_metrics, summarize
 
 
 def _log_rows(tmp_path, steps):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from dreamer import tensorboard_events
-from dreamer.runbook import metric_name
-from dreamer.runlog import BASE_COLUMNS, RunLog, read_metrics
+from dreamer.shell import tensorboard_events
+from dreamer.shell.runbook import metric_name
+from dreamer.shell.runlog import BASE_COLUMNS, RunLog, read_metrics
 
 
 def row(step, **metrics):

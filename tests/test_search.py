@@ -6,8 +6,8 @@ import mctx
 import numpy as np
 import pytest
 
-from dreamer.config import ModelConfig, SearchConfig
-from dreamer.search import (
+from dreamer.agents.efficientzero.config import ModelConfig, SearchConfig
+from dreamer.agents.efficientzero.search import (
     make_model_fns,
     make_search,
     mixed_value,
@@ -15,7 +15,7 @@ from dreamer.search import (
     qtransform_gumbel_by_tree_min_max,
     temperature_at,
 )
-from dreamer.transforms import scalar_to_support
+from dreamer.agents.efficientzero.transforms import scalar_to_support
 
 SUPPORT = 5
 MODEL = ModelConfig(value_support=SUPPORT, reward_support=SUPPORT, lstm_horizon=3, lstm_hidden=2)
@@ -265,7 +265,7 @@ def test_temperature_schedule():
 
 
 def test_prior_mix_floors_every_action_at_a_share_of_uniform():
-    from dreamer.search import mix_prior
+    from dreamer.agents.efficientzero.search import mix_prior
 
     logits = jnp.array([[30.0, 0.0, -30.0, 0.0]])
     np.testing.assert_array_equal(mix_prior(logits, 0.0), logits)  # off: untouched

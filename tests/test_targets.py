@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer import targets as T
+from dreamer.agents.efficientzero import targets as T
 
 
 def reference_value(rewards, values_at, k, td, last, terminal, gamma):

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dreamer.transforms import h, h_inv, scalar_to_support, support_to_scalar
+from dreamer.agents.efficientzero.transforms import h, h_inv, scalar_to_support, support_to_scalar
 
 
 @pytest.mark.parametrize("jit", [False, True])

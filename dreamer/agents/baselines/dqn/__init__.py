@@ -1,0 +1,1 @@
+"""DQN family: ``config``, ``networks``, ``learning``, ``replay`` and ``builder``."""

@@ -1,0 +1,1 @@
+"""PPO: ``config``, ``networks``, ``learning`` and ``builder``."""

@@ -1,0 +1,108 @@
+"""Groups of runs that differ only in their seed: ``train --seeds 0-9 --out DIR``.
+
+A group folder holds ``group.json`` (the algorithm, the seeds, and whether they train fused)
+and one ordinary run folder per seed, ``DIR/seed<k>``. EfficientZero on a JAX-native env
+trains every seed in one process and one ``jit`` (``dreamer.loops.fused``, seeds vmapped); any
+other run trains the seeds one after another. ``resume DIR`` continues the whole group.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dreamer.core.configtree import ConfigError, from_dict, replace_path
+from dreamer.loops import algos
+from dreamer.shell.checkpoint import latest_checkpoint
+from dreamer.shell.runbook import check_can_start
+from dreamer.shell.runlog import CONFIG_FILE, SUMMARY_FILE, read_json
+
+GROUP_FILE = "group.json"
+
+
+def is_group(folder: Path) -> bool:
+    return (Path(folder) / GROUP_FILE).exists()
+
+
+def seed_folder(out: Path, seed: int) -> Path:
+    return Path(out) / f"seed{int(seed)}"
+
+
+def fused_possible(algo: str, cfg: Any) -> bool:
+    """Whether the seeds of ``cfg`` can train together in the fused loop."""
+    if algo != "efficientzero":
+        return False
+    from dreamer.loops.efficientzero import is_jax_native
+
+    return is_jax_native(cfg)
+
+
+def train_group(algo_name: str, cfg: Any, out: Path, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Train ``seeds`` of ``cfg`` into ``out/seed<k>``; the summaries, in seed order."""
+    out = Path(out)
+    folders = [seed_folder(out, k) for k in seeds]
+    for folder in folders:
+        check_can_start(folder)
+    fused = fused_possible(algo_name, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"algo": algo_name, "seeds": [int(k) for k in seeds], "fused": fused}
+    (out / GROUP_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    if fused:
+        from dreamer.loops import fused as fused_loop
+
+        return fused_loop.train_seeds(cfg, folders, seeds, resume=False)
+    algo = algos.get(algo_name)
+    return [
+        algo.train(replace_path(cfg, "run.seed", int(k)), folder, resume=False)
+        for k, folder in zip(seeds, folders, strict=True)
+    ]
+
+
+def resume_group(out: Path) -> list[dict[str, Any]]:
+    """Continue every unfinished seed of the group in ``out``; the summaries of all seeds."""
+    out = Path(out)
+    record = json.loads((out / GROUP_FILE).read_text())
+    seeds = record["seeds"]
+    folders = [seed_folder(out, k) for k in seeds]
+    algo = algos.get(record["algo"])
+    configs = []
+    for folder in folders:
+        if not (folder / CONFIG_FILE).exists():
+            raise ConfigError(f"{folder} is missing: the group {out} cannot be resumed whole.")
+        configs.append(from_dict(algo.config_cls, read_json(folder / CONFIG_FILE)["config"]))
+    finished = [(folder / SUMMARY_FILE).exists() for folder in folders]
+    if all(finished):
+        return [read_json(folder / SUMMARY_FILE) for folder in folders]
+    if record.get("fused"):
+        from dreamer.loops import fused as fused_loop
+
+        if any(finished) or any(latest_checkpoint(f) is None for f in folders):
+            raise ConfigError(
+                f"the seeds of {out} stopped at different points; resume each seed folder "
+                "on its own (`python -m dreamer resume DIR/seed<k>`)."
+            )
+        base = replace_path(configs[0], "run.seed", int(seeds[0]))
+        return fused_loop.train_seeds(base, folders, seeds, resume=True)
+    summaries = []
+    for cfg, folder, done in zip(configs, folders, finished, strict=True):
+        if done:
+            summaries.append(read_json(folder / SUMMARY_FILE))
+        else:
+            resume = latest_checkpoint(folder) is not None
+            summaries.append(algo.train(cfg, folder, resume=resume))
+    return summaries
+
+
+def print_group(out: Path, summaries: Sequence[dict[str, Any]]) -> None:
+    print(f"\ngroup folder: {out}")
+    print("| seed | final eval return | best eval return | env steps | wall s |")
+    print("|---:|---:|---:|---:|---:|")
+    for s in summaries:
+        final, best = s.get("final_eval_return"), s.get("best_eval_return")
+        text = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        print(
+            f"| {s['seed']} | {text(final)} | {text(best)} | {s['env_steps']} | "
+            f"{s['wall_seconds']:.0f} |"
+        )

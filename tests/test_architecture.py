@@ -1,0 +1,115 @@
+"""The package layering of docs/architecture.md, checked on every import of every module.
+
+    core  <-  agents (one folder each)  <-  loops  <-  cli
+      ^                                       |
+      +------------  shell  <-----------------+
+
+An import counts wherever it is written (module top or inside a function), so a lazy import
+cannot hide a dependency that runs the wrong way.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (absolute names; ``from a import b`` gives ``a.b`` when
+    ``a.b`` is a module of ours, else ``a``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                as_module = ROOT / Path(*sub.split("."))
+                is_module = as_module.with_suffix(".py").exists() or as_module.is_dir()
+                found.add(sub if is_module else node.module)
+    return found
+
+
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def agent_of(name: str) -> str | None:
+    """The agent folder a module belongs to (``dreamer.agents.baselines.dqn``), or the shared
+    package of a family (``dreamer.agents.baselines``)."""
+    parts = name.split(".")
+    if parts[:2] != ["dreamer", "agents"] or len(parts) < 3:
+        return None
+    if parts[2] == "baselines" and len(parts) > 3 and parts[3] in ("dqn", "ppo"):
+        return ".".join(parts[:4])
+    return ".".join(parts[:3])
+
+
+def allowed(importer: str, imported: str) -> bool:
+    """Whether module ``importer`` may import ``imported`` (see the module docstring)."""
+    if not within(imported, "dreamer"):  # only the CLI reads presets; agents make no envs
+        if any(within(imported, top) for top in ("benchmarks", "tools", "experiments", "tests")):
+            return within(importer, "dreamer.cli") and within(imported, "experiments")
+        return not (within(imported, "envs") and within(importer, "dreamer.agents"))
+    if within(importer, "dreamer.core"):
+        return within(imported, "dreamer.core")
+    if within(importer, "dreamer.shell"):
+        return within(imported, "dreamer.core") or within(imported, "dreamer.shell")
+    if within(importer, "dreamer.agents"):
+        if within(imported, "dreamer.core") or imported in ("dreamer.agents", "dreamer"):
+            return True
+        mine, theirs = agent_of(importer), agent_of(imported)
+        family = "dreamer.agents.baselines"
+        return theirs == mine or (theirs == family and within(mine, family))
+    if within(importer, "dreamer.loops"):
+        loops = {"dreamer.loops.host": 0, "dreamer.loops.fused": 1, "dreamer.loops.fused_scan": 1}
+        if importer in loops and imported in loops and loops[importer] != loops[imported]:
+            return False  # the host loop and the fused loop never import each other
+        return not within(imported, "dreamer.cli") and imported != "dreamer.config"
+    return True  # dreamer, dreamer.cli, dreamer.__main__, the dreamer.config re-exports
+
+
+def wrong_way() -> list[tuple[str, str]]:
+    """(importer, imported) for every import of ``dreamer`` that breaks the layering."""
+    found = []
+    for path in sorted((ROOT / "dreamer").rglob("*.py")):
+        importer = module_name(path)
+        found += [(importer, name) for name in sorted(imports(path)) if not allowed(importer, name)]
+    return found
+
+
+def test_every_import_runs_one_way():
+    assert wrong_way() == []
+
+
+def test_no_agent_imports_another_and_envs_import_no_dreamer():
+    for path in sorted((ROOT / "envs").rglob("*.py")):
+        assert not any(within(name, "dreamer") for name in imports(path)), path
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("dreamer.core.config", "dreamer.shell.runlog"),
+        ("dreamer.shell.runbook", "dreamer.agents.efficientzero.config"),
+        ("dreamer.agents.efficientzero.learner", "dreamer.shell.checkpoint"),
+        ("dreamer.agents.efficientzero.replay", "dreamer.agents.baselines.dqn.replay"),
+        ("dreamer.agents.baselines.dqn.replay", "dreamer.agents.baselines.ppo.learning"),
+        ("dreamer.agents.baselines.networks", "dreamer.agents.baselines.dqn.networks"),
+        ("dreamer.agents.efficientzero.builder", "dreamer.loops.host"),
+        ("dreamer.loops.fused", "dreamer.loops.host"),
+        ("dreamer.loops.host", "dreamer.loops.fused"),
+        ("dreamer.loops.groups", "dreamer.cli"),
+        ("dreamer.shell.evaluation", "benchmarks.runs"),
+        ("dreamer.agents.efficientzero.builder", "envs"),
+    ],
+)
+def test_the_rules_refuse_an_import_the_wrong_way(importer, imported):
+    assert not allowed(importer, imported)

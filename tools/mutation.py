@@ -1,0 +1,441 @@
+"""Mutation testing of the core: plant small bugs, run the tests that cover them, report.
+
+    make mutation                                   # the default sample, about an hour on 2 cores
+    python -m tools.mutation --sample all      # every mutant (several hours)
+    python -m tools.mutation --modules dreamer/core/priorities.py --sample all
+    python -m tools.mutation --report-only     # rewrite the report from the last run
+
+mutmut (``[mutmut]`` in setup.cfg) copies the sources into ``mutants/`` and rewrites every
+function of the core modules into its original and its mutants (an operator flipped, a
+constant changed, an argument dropped, ...), chosen at call time by ``MUTANT_UNDER_TEST``.
+A mutant is *killed* when a test fails with it, *survives* otherwise.
+
+Each mutant runs against the test files that cover its module (``COVERAGE`` below), not
+against the tests mutmut saw calling the function: closures built by a factory
+(``make_learner``'s ``update``) and jitted functions traced once per process hide their
+callers from mutmut's tracing. The runner writes that mapping into mutmut's stats before it
+starts. Mutants are drawn per module with a fixed seed (``--sample N``: N per module, or
+``all``), so two runs of the same sources test the same mutants; the score of a sample
+estimates the module's score (its 95% Wilson interval is in the report).
+
+Survivors that cannot be killed, because they do not change what the code computes, are
+listed with their reason in ``EQUIVALENT`` (keyed by module and the mutated line, so the
+entry outlives renumbering). The report (``results/mutation/report.md`` and ``.json``) gives
+killed / survived / equivalent / timeout per module, the score
+``(killed + timeout) / (tested - equivalent)``, and every survivor's diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MUTANTS = REPO / "mutants"
+
+LEARNER_TESTS = ("tests/test_learner.py", "tests/test_learner_values.py")
+COVERAGE: dict[str, tuple[str, ...]] = {
+    "dreamer/agents/efficientzero/transforms.py": (
+        "tests/test_transforms.py",
+        "tests/test_search.py",
+        *LEARNER_TESTS,
+    ),
+    "dreamer/agents/efficientzero/targets.py": ("tests/test_targets.py", *LEARNER_TESTS),
+    "dreamer/agents/efficientzero/search.py": ("tests/test_search.py", *LEARNER_TESTS),
+    "dreamer/agents/efficientzero/replay.py": ("tests/test_replay.py", *LEARNER_TESTS),
+    "dreamer/core/priorities.py": (
+        "tests/test_replay.py",
+        "tests/test_dqn.py::test_replay_rebuilds_stacks_and_n_step_targets",
+        "tests/test_dqn.py::test_replay_priorities_and_interrupt",
+    ),
+    "dreamer/agents/efficientzero/learner.py": (
+        *LEARNER_TESTS,
+        "tests/test_augment.py::test_learner_augments_the_step0_input_and_the_consistency_"
+        "targets_only",
+    ),
+    "dreamer/agents/efficientzero/augment.py": ("tests/test_augment.py",),
+    "dreamer/loops/fused_scan.py": ("tests/test_fused.py",),
+    "benchmarks/stats.py": ("tests/test_benchmarks.py", "tests/test_stats.py"),
+}
+"""Module -> the test files (or test ids) whose tests every mutant of the module runs."""
+
+EXCLUDE_TESTS = ("tests/test_benchmarks.py::test_ale_ids_are_registered",)
+"""Tests of a covering file that never reach the module (kept out to save time)."""
+
+DEFAULT_SAMPLE = 20
+"""Mutants per module in the default run (under an hour on 2 shared cores)."""
+DEFAULT_MODULES = tuple(m for m in COVERAGE if m != "dreamer/loops/fused_scan.py")
+"""``fused_scan.py``'s tests are whole training runs (minutes per mutant): run it on request."""
+
+EQUIVALENT: dict[tuple[str, str], str] = {
+    (
+        "benchmarks/stats.py",
+        "score, random, human = (np.asarray(x, ) for x in (score, random, human))",
+    ): "numpy's true division gives float64 whatever the input dtype",
+    (
+        "benchmarks/stats.py",
+        "return trim_mean(game_means(runs), 0.25, )",
+    ): "axis=-1 is trim_mean's default",
+    (
+        "benchmarks/stats.py",
+        "runs = [np.asarray(r, dtype=None).reshape(-1) for r in runs]",
+    ): "every aggregate converts to float64 itself; the resampled indices do not depend on it",
+    (
+        "benchmarks/stats.py",
+        "reps: int = 2001,",
+    ): "the default replicate count changes an interval by Monte Carlo noise only",
+    (
+        "dreamer/core/priorities.py",
+        "p = jnp.where(eligible, jnp.asarray(priorities, jnp.float32).ravel(), 2.0) ** alpha",
+    ): "the placeholder of ineligible records is zeroed on the next line; any positive value "
+    "works (it only keeps 0 ** alpha out)",
+    (
+        "dreamer/core/priorities.py",
+        "return index.astype(jnp.int32), (weights / weights.max()).astype(None)",
+    ): "the weights are float32 already (astype(None) is JAX's default float, float32)",
+    (
+        "dreamer/agents/efficientzero/augment.py",
+        "z = jax.random.normal(key, (frames.shape[0],), )",
+    ): "float32 is jax.random.normal's default dtype (x64 is off)",
+    (
+        "dreamer/agents/efficientzero/augment.py",
+        "for name, sub in zip(names, jax.random.split(key, max(len(names), 2)), strict=False):",
+    ): "splitting into more keys than augmentations changes which draw each gets, not its "
+    "distribution (the zip stops at the names)",
+}
+"""(module, mutated line as mutmut writes it, stripped) -> why the mutant cannot be killed."""
+
+CACHE = {"DREAMER_CACHE_DIR": str(REPO / "results" / "mutation" / "jax-cache")}
+"""A compilation cache of its own: mutants' programs stay out of the user's cache."""
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"}
+for _code in (36, -24, 24, 152, 255):
+    STATUS[_code] = "timeout"
+for _code in (-11, -9):
+    STATUS[_code] = "killed"  # a crash of the test process is a detection too
+
+
+def module_name(path: str) -> str:
+    return path[: -len(".py")].replace("/", ".")
+
+
+# -- mutants ------------------------------------------------------------------------------------
+def generate() -> None:
+    """Write ``mutants/`` (sources, mutants, ``.meta`` files) with mutmut's own generator."""
+    os.chdir(REPO)
+    from mutmut import __main__ as mm
+
+    mm.makedirs(Path("mutants"), exist_ok=True)
+    mm.copy_src_dir()
+    mm.copy_also_copy_files()
+    mm.setup_source_paths()
+    mm.create_mutants(max(1, os.cpu_count() or 1))
+
+
+def read_meta(module: str) -> dict[str, Any]:
+    path = MUTANTS / (module + ".meta")
+    return json.loads(path.read_text()) if path.exists() else {"exit_code_by_key": {}}
+
+
+def mutant_diffs(module: str) -> dict[str, tuple[str, str]]:
+    """mutant name -> (original line, mutated line), both stripped (first changed line)."""
+    tree = ast.parse((MUTANTS / module).read_text())
+    funcs: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name:
+            funcs[node.name] = ast.get_source_segment((MUTANTS / module).read_text(), node) or ""
+    out = {}
+    for name, source in funcs.items():
+        base, _, index = name.rpartition("__mutmut_")
+        if index == "orig":
+            continue
+        orig = funcs.get(base + "__mutmut_orig", "").splitlines()
+        new = source.splitlines()
+        removed = [
+            line[1:].strip() for line in difflib.ndiff(orig[1:], new[1:]) if line[:2] == "- "
+        ]
+        added = [line[1:].strip() for line in difflib.ndiff(orig[1:], new[1:]) if line[:2] == "+ "]
+        out[f"{module_name(module)}.{name}"] = (
+            " / ".join(removed) or "(none)",
+            " / ".join(added) or "(removed)",
+        )
+    return out
+
+
+def choose(modules: Sequence[str], sample: int | None, seed: int) -> dict[str, list[str]]:
+    """Per module, the mutants to run: all, or ``sample`` drawn with ``seed``."""
+    chosen = {}
+    for module in modules:
+        names = sorted(read_meta(module)["exit_code_by_key"])
+        if sample is not None and len(names) > sample:
+            names = sorted(random.Random(f"{seed}:{module}").sample(names, sample))
+        chosen[module] = names
+    return chosen
+
+
+# -- tests --------------------------------------------------------------------------------------
+def test_ids(modules: Sequence[str], without: Sequence[str] = ()) -> tuple[list, dict]:
+    """All node ids of the covering test files (collected in ``mutants/``; mutmut's
+    ``pytest_add_cli_args_test_selection`` must name the same files), and per module the ids
+    of the tests that cover it, less those of the files ``without``."""
+    files = {t.split("::")[0] for m in {*DEFAULT_MODULES, *modules} for t in COVERAGE[m]}
+    wanted = sorted(f for f in files if (REPO / f).exists())
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *wanted],
+        cwd=MUTANTS,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, MUTANT_UNDER_TEST="list_all_tests"),
+    )
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    if not ids:
+        raise SystemExit(f"collecting the covering tests failed:\n{done.stdout}\n{done.stderr}")
+    by_module = {}
+    for m in modules:
+        prefixes = COVERAGE[m]
+        by_module[m] = [
+            i
+            for i in ids
+            if any(i == p or i.startswith(p + "::") or i.startswith(p + "[") for p in prefixes)
+            and not i.startswith(EXCLUDE_TESTS)
+            and i.split("::")[0] not in without
+        ]
+    return ids, by_module
+
+
+def durations(ids: Sequence[str], cache: Path) -> dict[str, float]:
+    """Seconds per test from one clean run (cached); mutmut's timeouts scale with them."""
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        report = cache.with_suffix(".jsonl")
+        plugin = "tools.mutation"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                plugin,
+                "-p",
+                "no:cacheprovider",
+                *missing,
+            ],
+            cwd=REPO,
+            check=True,
+            env=dict(os.environ, MUTATION_TIMER_OUT=str(report), **CACHE),
+        )
+        for line in report.read_text().splitlines():
+            row = json.loads(line)
+            known[row["id"]] = row["seconds"]
+        report.unlink()
+        cache.write_text(json.dumps(known, indent=1, sort_keys=True))
+    return {i: known.get(i, 10.0) for i in ids}
+
+
+def write_stats(by_module: dict[str, list[str]], seconds: dict[str, float]) -> None:
+    """mutmut's stats file with our module -> tests mapping (so it skips its own tracing)."""
+    from mutmut.mutation.file_mutation import compute_function_hashes
+
+    tests = {}
+    for module, ids in by_module.items():
+        hashes = compute_function_hashes((REPO / module).read_text())
+        for key in hashes:
+            tests[f"{module_name(module)}.{key}"] = sorted(ids)
+    stats_path = MUTANTS / "mutmut-stats.json"
+    stats_path.write_text(
+        json.dumps(
+            {
+                "tests_by_mangled_function_name": tests,
+                "duration_by_test": seconds,
+                "stats_time": 0.0,
+                "function_hashes": {},
+                "function_dependencies": {},
+                "config_fingerprint": {},
+                "watched_file_hashes": {},
+                "git_commit": None,
+            },
+            indent=1,
+        )
+    )
+
+
+def run_mutants(names: Sequence[str], jobs: int) -> None:
+    """``mutmut run`` on exactly ``names`` (results land in the ``.meta`` files)."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    command = [str(mutmut), "run", "--max-children", str(jobs), *names]
+    subprocess.run(command, cwd=REPO, check=False, env=dict(os.environ, **CACHE))
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    """pytest hook (``-p tools.mutation``): append each test's total seconds."""
+    out = os.environ.get("MUTATION_TIMER_OUT")
+    if out and report.when == "teardown":
+        _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+        with open(out, "a") as f:
+            f.write(json.dumps({"id": report.nodeid, "seconds": _seconds[report.nodeid]}) + "\n")
+    elif out:
+        _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+_seconds: dict[str, float] = {}
+
+
+# -- report -------------------------------------------------------------------------------------
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(chosen: dict[str, list[str]]) -> dict[str, Any]:
+    modules = {}
+    for module, names in chosen.items():
+        codes = read_meta(module)["exit_code_by_key"]
+        diffs = mutant_diffs(module)
+        counts = dict.fromkeys(
+            ("killed", "timeout", "survived", "equivalent", "no tests", "not run"), 0
+        )
+        survivors = []
+        for name in names:
+            code = codes.get(name)
+            status = "not run" if code is None else STATUS.get(code, "survived")
+            before, after = diffs.get(name, ("?", "?"))
+            if status == "survived":
+                reason = EQUIVALENT.get((module, after))
+                if reason:
+                    status = "equivalent"
+                survivors.append(
+                    {"name": name, "before": before, "after": after, "equivalent": reason}
+                )
+            counts[status] += 1
+        detected = counts["killed"] + counts["timeout"]
+        scored = detected + counts["survived"]
+        low, high = wilson(detected, scored)
+        modules[module] = {
+            "generated": len(codes),
+            "tested": len(names),
+            **counts,
+            "score": detected / scored if scored else None,
+            "score_95": [low, high],
+            "survivors": survivors,
+        }
+    return modules
+
+
+def write_report(modules: dict[str, Any], out: Path, meta: dict[str, Any]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({"meta": meta, "modules": modules}, indent=1))
+    lines = [
+        "# Mutation testing report",
+        "",
+        f"Command: `{meta['command']}`; mutmut {meta['mutmut']}, sample {meta['sample']} per "
+        f"module (seed {meta['seed']}), {meta['jobs']} workers, wall time "
+        f"{meta['wall_minutes']:.0f} min on {meta['machine']}.",
+        "",
+        "Score = (killed + timeout) / (tested - equivalent); the interval is the 95% Wilson "
+        "interval of that proportion (the sample's uncertainty about the whole module).",
+        "",
+        "| module | mutants | tested | killed | timeout | survived | equivalent | score | 95% |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for module, m in modules.items():
+        score = "—" if m["score"] is None else f"{100 * m['score']:.0f}%"
+        low, high = m["score_95"]
+        lines.append(
+            f"| `{module}` | {m['generated']} | {m['tested']} | {m['killed']} | {m['timeout']} "
+            f"| {m['survived']} | {m['equivalent']} | {score} | {100 * low:.0f}–{100 * high:.0f}% |"
+        )
+    lines += ["", "## Survivors", ""]
+    for module, m in modules.items():
+        if not m["survivors"]:
+            continue
+        lines += [f"### `{module}`", ""]
+        for s in m["survivors"]:
+            why = f" — equivalent: {s['equivalent']}" if s["equivalent"] else ""
+            lines.append(f"- `{s['name']}`: `{s['before']}` → `{s['after']}`{why}")
+        lines.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__)
+    parser.add_argument("--modules", default=",".join(DEFAULT_MODULES), help="comma-separated")
+    parser.add_argument(
+        "--without",
+        default="",
+        help="test files to leave out (comma-separated), e.g. to score "
+        "the suite as it was before them",
+    )
+    parser.add_argument("--sample", default=str(DEFAULT_SAMPLE), help="mutants per module, or all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default="results/mutation")
+    parser.add_argument("--rerun", choices=("none", "survived", "all"), default="all")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+    unknown = [m for m in modules if m not in COVERAGE]
+    if unknown:
+        parser.error(f"no coverage mapping for {unknown}; known: {', '.join(COVERAGE)}")
+    sample = None if args.sample == "all" else int(args.sample)
+    out = REPO / args.out
+    start = time.time()
+    if not args.report_only:
+        generate()
+        without = [w.strip() for w in args.without.split(",") if w.strip()]
+        ids, by_module = test_ids(modules, without)
+        out.mkdir(parents=True, exist_ok=True)
+        write_stats(by_module, durations(ids, out / "durations.json"))
+    chosen = choose(modules, sample, args.seed)
+    if not args.report_only and args.rerun != "none":
+        names = [
+            n
+            for module, ns in chosen.items()
+            for n in ns
+            if args.rerun == "all"
+            or STATUS.get(read_meta(module)["exit_code_by_key"].get(n), "survived") == "survived"
+        ]
+        print(f"running {len(names)} mutants of {len(modules)} modules", flush=True)
+        if names:
+            run_mutants(names, args.jobs)
+    from importlib.metadata import version
+
+    from benchmarks.machine import describe_machine
+
+    machine = describe_machine(with_jax=False)
+    meta = {
+        "command": "python -m tools.mutation " + " ".join(argv or sys.argv[1:]),
+        "mutmut": version("mutmut"),
+        "sample": args.sample,
+        "without": args.without,
+        "seed": args.seed,
+        "jobs": args.jobs,
+        "wall_minutes": (time.time() - start) / 60,
+        "machine": f"{machine['processor']}, {machine['cpu_count']} CPUs",
+    }
+    path = write_report(summarise(chosen), out, meta)
+    print(path.read_text())
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
