@@ -212,7 +212,8 @@ def test_compute_counters_add_up_and_match_the_run(tmp_path):
     assert spent["acting"] == counts["iterations"] * cfg.env.num_envs * (
         1 + cfg.search.num_simulations
     )
-    assert spent["reanalysis"] == counts["refreshed_states"] * (1 + sims) > 0
+    new_steps = counts["iterations"] * cfg.env.num_envs  # the target net's value of each
+    assert spent["reanalysis"] == counts["refreshed_states"] * (1 + sims) + new_steps
     assert spent["gradient"] == updates * unit["gradient"]
     dreaming_updates = updates - cfg.dream_start_update
     assert 0 < dreaming_updates < updates

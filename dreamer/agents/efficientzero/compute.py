@@ -7,10 +7,12 @@ in the host loop and the fused loop and survive a resume:
 
 - ``acting``: ``num_envs * (1 + search.num_simulations)`` per vector-env iteration (the root,
   then one evaluation per simulation);
-- ``reanalysis``: the targets. With ``reanalyze_mode="cached"``, every target sync refreshes
-  the filled part of the replay (in whole chunks), ``1 + replay.reanalyze_simulations`` per
-  state (1 when no fraction is reanalysed); with ``"per_batch"``, every update evaluates its
-  ``B * (K + 1)`` bootstrap states and searches ``reanalyze_fraction * B * (K + 1)`` states;
+- ``reanalysis``: the targets. Every new step's observation is evaluated once by the target
+  network (``num_envs`` per iteration: its value for the target cache). With
+  ``reanalyze_mode="cached"``, every target sync refreshes the filled part of the replay (in
+  whole chunks), ``1 + replay.reanalyze_simulations`` per state (1 when no fraction is
+  reanalysed); with ``"per_batch"``, every update evaluates its ``B * (K + 1)`` bootstrap
+  states and searches ``reanalyze_fraction * B * (K + 1)`` states;
 - ``gradient``: ``3 * B * (1 + 2K)`` per update: the unroll (``1 + K``) and the consistency
   targets (``K``) forward, and the backward pass counted as two forwards;
 - ``dreaming``: per dreaming update, with ``M`` starts and horizon ``H``: the target network's
@@ -83,7 +85,9 @@ def spent(cfg: Config, env_steps: int, updates: int, chunk_slots: int) -> dict[s
     refresh_sims = _reanalysis_sims(cfg) if reanalysed > 0 else 0
     parts = {
         "acting": iterations * cfg.env.num_envs * (1 + cfg.search.num_simulations),
-        "reanalysis": refresh * (1 + refresh_sims) + updates * unit["reanalysis"],
+        "reanalysis": iterations * cfg.env.num_envs
+        + refresh * (1 + refresh_sims)
+        + updates * unit["reanalysis"],
         "dreaming": dream_updates * unit["dreaming"],
         "gradient": updates * unit["gradient"],
     }
