@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dreamer.agents.efficientzero import compute
 from dreamer.agents.efficientzero import targets as T
 from dreamer.agents.efficientzero.config import ConfigError, ReplayConfig, apply_overrides
 from dreamer.agents.efficientzero.learner import LearnerState, make_learner
@@ -323,7 +324,7 @@ def test_cached_mixed_targets_equal_per_batch_targets_with_noise_off():
     assert not np.allclose(np.asarray(b["values"])[~fresh], c[~fresh], rtol=1e-3, atol=1e-4)
 
 
-# -- settings ------------------------------------------------------------------------------
+# -- settings and compute ------------------------------------------------------------------
 def test_value_target_settings_default_and_validation():
     r = ReplayConfig()
     assert (r.value_target, r.mixed_start_update, r.mixed_fresh_transitions) == (
@@ -339,3 +340,46 @@ def test_value_target_settings_default_and_validation():
         apply_overrides(debug(), ["replay.value_target=sarsa"])
     with pytest.raises(ConfigError, match="replay.mixed_fresh_transitions"):
         ReplayConfig(mixed_fresh_transitions=-1)
+
+
+@pytest.mark.parametrize(
+    "value_target, per_update",
+    [
+        # B = 8, K + 1 = 4, 1 + 2 simulations per searched state, a quarter of 8 reanalysed:
+        ("nstep", 8 * 4 + 2 * 4 * 3),  # bootstrap states + the reanalysed rows' searches
+        ("search", 8 * 4 * 3),  # every row searched, no bootstrap
+        ("mixed", 8 * 4 + 8 * 4 * 3),  # both
+    ],
+)
+def test_per_batch_compute_counts_the_searches_of_every_row(value_target, per_update):
+    cfg = apply_overrides(
+        debug(),
+        [
+            "replay.batch_size=8",
+            "replay.unroll_steps=3",
+            "replay.reanalyze_simulations=2",
+            "replay.reanalyze_fraction=0.25",
+            "replay.reanalyze_mode=per_batch",
+            f"replay.value_target={value_target}",
+        ],
+    )
+    assert compute.per_update(cfg)["reanalysis"] == per_update
+    assert compute.spent(cfg, 200, 10, 1)["reanalysis"] == 10 * per_update
+
+
+@pytest.mark.parametrize("value_target, per_state", [("nstep", 1), ("search", 3), ("mixed", 3)])
+def test_cached_compute_counts_refresh_searches_without_reanalysis(value_target, per_state):
+    """No policy is reanalysed: the refresh evaluates each state once for n-step targets, and
+    searches it (1 + 2 simulations) for search values."""
+    cfg = apply_overrides(
+        debug(),
+        [
+            "replay.reanalyze_simulations=2",
+            "replay.reanalyze_fraction=0.0",
+            f"replay.value_target={value_target}",
+            "optim.target_update_every=5",
+        ],
+    )
+    refreshed = compute.refreshed_states(cfg, 200, 30, 16)
+    assert refreshed > 0
+    assert compute.spent(cfg, 200, 30, 16)["reanalysis"] == refreshed * per_state
