@@ -144,10 +144,11 @@ def atari100k_v2() -> Config:
     | predictor | 256 hidden | X: prjection_head_layers [256, 1024] |
     | evaluation | periodic episodes cut at 3,000 steps | X: env.max_episode_steps |
 
-    Not taken (yet): the mixed value target (``value_target: mixed``, n-step returns for fresh
-    data and search values for stale data); the 16-dim action embedding of the dynamics (an
-    action plane here, as EZ-V1); supports of 51 bins (601 here, as EZ-V1); and the rule that
-    games with fewer than 4 actions use 2 top actions and 4 simulations (set
+    Not taken (yet): the mixed value target (X: ``value_target: mixed``, n-step returns for
+    fresh data and search values for stale data), which ``--set replay.value_target=mixed``
+    turns on (docs/dreaming.md) but no run has measured here; the 16-dim action embedding of
+    the dynamics (an action plane here, as EZ-V1); supports of 51 bins (601 here, as EZ-V1);
+    and the rule that games with fewer than 4 actions use 2 top actions and 4 simulations (set
     ``search.max_num_considered_actions`` and ``search.num_simulations`` for them).
     """
     base = atari100k()

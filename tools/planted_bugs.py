@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LEARNER = ("tests/test_learner_values.py", "tests/test_learner.py")
 STATS = ("tests/test_stats.py", "tests/test_benchmarks.py")
+VALUES = ("tests/test_value_targets.py",)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,30 @@ BUGS = (
         'head_scale = 1.0 / K if ocfg.unroll_scale == "heads" else 1.0',
         "head_scale = 1.0",
         LEARNER,
+    ),
+    Bug(
+        "mixed_age",
+        "mixed value target: a sample exactly mixed_fresh_transitions old kept as fresh",
+        "dreamer/agents/efficientzero/targets.py",
+        "(age < fresh_transitions)",
+        "(age <= fresh_transitions)",
+        VALUES,
+    ),
+    Bug(
+        "search_cache",
+        "the cache refresh stores the network's value as the search value",
+        "dreamer/agents/efficientzero/learner.py",
+        "searched_values=replay_state.searched_values.at[env, pos].set(root_values),",
+        "searched_values=replay_state.searched_values.at[env, pos].set(values),",
+        VALUES,
+    ),
+    Bug(
+        "search_position",
+        "per-batch search values all taken at o_t instead of o_{t+k}",
+        "dreamer/agents/efficientzero/learner.py",
+        "obs = T.stack_at(batch.frames[:num_searched], ks, S)",
+        "obs = T.stack_at(batch.frames[:num_searched], ks * 0, S)",
+        VALUES,
     ),
     Bug(
         "iqm_trim",

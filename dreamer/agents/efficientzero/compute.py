@@ -10,9 +10,12 @@ in the host loop and the fused loop and survive a resume:
 - ``reanalysis``: the targets. Every new step's observation is evaluated once by the target
   network (``num_envs`` per iteration: its value for the target cache). With
   ``reanalyze_mode="cached"``, every target sync refreshes the filled part of the replay (in
-  whole chunks), ``1 + replay.reanalyze_simulations`` per state (1 when no fraction is
-  reanalysed); with ``"per_batch"``, every update evaluates its ``B * (K + 1)`` bootstrap
-  states and searches ``reanalyze_fraction * B * (K + 1)`` states;
+  whole chunks), ``1 + replay.reanalyze_simulations`` per state (1 when nothing is searched:
+  no fraction reanalysed and n-step value targets); with ``"per_batch"``, every update
+  evaluates its ``B * (K + 1)`` bootstrap states (none for ``value_target="search"``, which
+  needs no bootstrap) and searches ``replay.searched_rows * (K + 1)`` states: the reanalysed
+  fraction of the batch, or all of it when value targets come from search (``"search"``,
+  ``"mixed"``);
 - ``gradient``: ``3 * B * (1 + 2K)`` per update: the unroll (``1 + K``) and the consistency
   targets (``K``) forward, and the backward pass counted as two forwards;
 - ``dreaming``: per dreaming update, with ``M`` starts and horizon ``H``: the target network's
@@ -36,8 +39,8 @@ def per_update(cfg: Config) -> dict[str, int]:
     b = r.batch_size
     per_batch = 0
     if r.reanalyze_mode == "per_batch":
-        reanalysed = int(round(r.reanalyze_fraction * b))
-        per_batch = b * (k + 1) + reanalysed * (k + 1) * (1 + _reanalysis_sims(cfg))
+        bootstrap = b * (k + 1) if r.value_target != "search" else 0
+        per_batch = bootstrap + r.searched_rows * (k + 1) * (1 + _reanalysis_sims(cfg))
     m, h = dream_starts(cfg), cfg.dream.horizon
     dream = m * (2 * (1 + h) + h * (1 + cfg.dream.simulations) + 2 * h) if m else 0
     return {"gradient": 3 * b * (1 + 2 * k), "reanalysis": per_batch, "dreaming": dream}
@@ -81,8 +84,7 @@ def spent(cfg: Config, env_steps: int, updates: int, chunk_slots: int) -> dict[s
     iterations = env_steps // cfg.env.num_envs
     dream_updates = max(0, updates - cfg.dream_start_update) if unit["dreaming"] else 0
     refresh = refreshed_states(cfg, env_steps, updates, chunk_slots)
-    reanalysed = int(round(cfg.replay.reanalyze_fraction * cfg.replay.batch_size))
-    refresh_sims = _reanalysis_sims(cfg) if reanalysed > 0 else 0
+    refresh_sims = _reanalysis_sims(cfg) if cfg.replay.searched_rows > 0 else 0
     parts = {
         "acting": iterations * cfg.env.num_envs * (1 + cfg.search.num_simulations),
         "reanalysis": iterations * cfg.env.num_envs

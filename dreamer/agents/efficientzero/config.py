@@ -229,6 +229,19 @@ class ReplayConfig:
     looked up when sampling; ``per_batch``: computed afresh for every sampled batch."""
     refresh_chunk: int = 4096
     """Cached mode: states searched per call when the target cache is refreshed."""
+    value_target: Literal["nstep", "search", "mixed"] = "nstep"
+    """Value target z_k: ``nstep`` the n-step return bootstrapped from the target network;
+    ``search`` the root value of the target network's search at o_{t+k} (a return imagined
+    over the model); ``mixed`` EfficientZero-V2's choice between them (``mixed_start_update``,
+    ``mixed_fresh_transitions``). ``search`` and ``mixed`` search every sampled position,
+    whatever ``reanalyze_fraction``."""
+    mixed_start_update: int = 30_000
+    """``mixed``: every target is n-step until this many updates are made (EfficientZero-V2's
+    ``start_use_mix_training_steps``, 3e4 on Atari)."""
+    mixed_fresh_transitions: int = 5_000
+    """``mixed``: afterwards a sample among this many newest transitions keeps the n-step
+    target, an older one takes the search value (EfficientZero-V2's ``mixed_value_threshold``,
+    5e3 on Atari: n-step where ``idx > collected_transitions - threshold``)."""
 
     def __post_init__(self) -> None:
         positive("replay.capacity", self.capacity)
@@ -243,11 +256,30 @@ class ReplayConfig:
         non_negative("replay.reanalyze_simulations", self.reanalyze_simulations)
         positive("replay.off_policy_age_ratio", self.off_policy_age_ratio)
         positive("replay.refresh_chunk", self.refresh_chunk)
+        require(
+            self.value_target in ("nstep", "search", "mixed"),
+            "replay.value_target",
+            self.value_target,
+            "one of nstep, search, mixed",
+        )
+        non_negative("replay.mixed_start_update", self.mixed_start_update)
+        non_negative("replay.mixed_fresh_transitions", self.mixed_fresh_transitions)
 
     @property
     def sequence_length(self) -> int:
         """Consecutive steps of one env that a training sequence spans: K + n + 1."""
         return self.unroll_steps + self.td_steps + 1
+
+    @property
+    def reanalysed_rows(self) -> int:
+        """Sequences of each batch whose policy targets are reanalysed (the first ones)."""
+        return int(round(self.reanalyze_fraction * self.batch_size))
+
+    @property
+    def searched_rows(self) -> int:
+        """Sequences of each batch the target network searches at every unrolled position:
+        all of them when value targets come from search, else the reanalysed ones."""
+        return self.batch_size if self.value_target != "nstep" else self.reanalysed_rows
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -14,8 +14,11 @@ step 0 and for the consistency targets, as in EfficientZero.
 Targets come from the target network. With ``replay.reanalyze_mode="cached"`` its values and
 reanalysed policies are computed once per target period for every stored state
 (``refresh``) and gathered by the replay's ``sample``; with ``"per_batch"`` they are computed
-for each sampled batch. ``learn`` runs ``count`` updates in one jitted call, sampling
-included, and returns the sums of their metrics (the shell fetches them once per log row).
+for each sampled batch. The value target is the n-step return, the root value of the target
+network's search (``replay.value_target="search"``), or EfficientZero-V2's mix of the two
+(``"mixed"``); the cache keeps the searches' root values next to the values for it. ``learn``
+runs ``count`` updates in one jitted call, sampling included, and returns the sums of their
+metrics (the shell fetches them once per log row).
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class Learner:
     - ``add_step(state, replay_state, obs, actions, rewards, terminated, truncated, policies)
       -> replay_state``: ``Replay.add`` of one step of every env, with the target network's
       value of ``obs`` for the target cache (so new data bootstraps from the target network
-      until the next refresh, as refreshed data does).
+      until the next refresh, as refreshed data does). A new step is not searched: until the
+      next refresh its cached search value is that same value.
     """
 
     init: Callable[..., LearnerState]
@@ -150,7 +154,8 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         discount=rcfg.discount,
         num_simulations=rcfg.reanalyze_simulations or None,
     )
-    num_reanalyze = int(round(rcfg.reanalyze_fraction * rcfg.batch_size))
+    num_reanalyze = rcfg.reanalysed_rows
+    num_searched = rcfg.searched_rows  # >= num_reanalyze: search value targets search all
     cached = rcfg.reanalyze_mode == "cached"
     dreaming = make_dreaming(cfg, net)
     dream_start = cfg.dream_start_update
@@ -178,36 +183,56 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         return support_to_scalar(v_logits, model.value_support)
 
     def target_outputs(state: LearnerState, obs: chex.Array, rng: chex.PRNGKey) -> tuple:
-        """The target network's value ``[N]`` and reanalysed policy ``[N, A]`` at ``obs``."""
-        if num_reanalyze == 0:
-            policy = jnp.zeros((obs.shape[0], net.num_actions), jnp.float32)
-            return target_value(state, obs), policy
+        """The target network's value ``[N]``, its search's root value ``[N]`` and reanalysed
+        policy ``[N, A]`` at ``obs``. Where nothing is searched (no reanalysis, n-step value
+        targets) the root value is the value and the policy is zeros."""
+        if num_searched == 0:
+            value = target_value(state, obs)
+            return value, value, jnp.zeros((obs.shape[0], net.num_actions), jnp.float32)
         tv = state.target_variables
         out = reanalyze(tv, rng, obs, temperature=1.0, noise=1.0)
-        return out.predicted_value, out.policy
+        return out.predicted_value, out.root_value, out.policy
 
     def compute_targets(state: LearnerState, batch: Batch, rng: chex.PRNGKey) -> dict:
         b_k, bootstrapped = T.bootstrap_offsets(
             batch.last_offset, batch.terminal, batch.td_steps, K
         )
         mask = T.step_masks(batch.last_offset, batch.terminal, K)
-        if cached:
-            v_boot = jnp.take_along_axis(batch.values, b_k, axis=1)
-            fresh = batch.reanalysed[:num_reanalyze]
-        else:
-            tv = state.target_variables
-            latent = net.apply(tv, T.stack_at(batch.frames, b_k, S), method="represent")
-            _, v_logits = net.apply(tv, latent, method="predict")
-            v_boot = support_to_scalar(v_logits, model.value_support).reshape(b_k.shape)
-            fresh = batch.reanalysed[:num_reanalyze]
-            if num_reanalyze > 0:
-                sub = jax.tree.map(lambda x: x[:num_reanalyze], batch)
-                ks = jnp.broadcast_to(jnp.arange(K + 1), (num_reanalyze, K + 1))
-                _, policy = target_outputs(state, T.stack_at(sub.frames, ks, S), rng)
-                fresh = policy.reshape(num_reanalyze, K + 1, -1)
+        fresh = batch.reanalysed[:num_reanalyze]
+        root_value = batch.searched_values  # [B, K+1] (cached) at o_t .. o_{t+K}
+        if not cached and num_searched > 0:
+            ks = jnp.broadcast_to(jnp.arange(K + 1), (num_searched, K + 1))
+            obs = T.stack_at(batch.frames[:num_searched], ks, S)
+            _, root_value, policy = target_outputs(state, obs, rng)
+            root_value = root_value.reshape(num_searched, K + 1)
+            fresh = policy.reshape(num_searched, K + 1, -1)[:num_reanalyze]
         fresh = fresh * mask[:num_reanalyze, :, None]
         policies = batch.policies.at[:num_reanalyze].set(fresh)
-        values = T.n_step_values(batch.rewards, v_boot, b_k, bootstrapped, rcfg.discount)
+        if rcfg.value_target != "search":
+            if cached:
+                v_boot = jnp.take_along_axis(batch.values, b_k, axis=1)
+            else:
+                v_boot = target_value(state, T.stack_at(batch.frames, b_k, S)).reshape(b_k.shape)
+            n_step = T.n_step_values(batch.rewards, v_boot, b_k, bootstrapped, rcfg.discount)
+        if rcfg.value_target == "nstep":
+            values = n_step
+        else:
+            if root_value is None:
+                raise ValueError("search value targets need the batch's searched_values")
+            searched = T.searched_value_targets(root_value, mask)
+            if rcfg.value_target == "search":
+                values = searched
+            else:
+                if batch.age is None:
+                    raise ValueError("mixed value targets need the batch's age")
+                values = T.mixed_value_targets(
+                    n_step,
+                    searched,
+                    batch.age,
+                    state.step,
+                    start_update=rcfg.mixed_start_update,
+                    fresh_transitions=rcfg.mixed_fresh_transitions,
+                )
         prefixes = T.value_prefix_targets(batch.rewards, K, model.lstm_horizon)
         return dict(values=values, prefixes=prefixes, policies=policies, mask=mask)
 
@@ -402,13 +427,16 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         pos, valid = jnp.tile(pos, e), jnp.tile(valid, e)
         obs = replay.observations(replay_state, env, pos)
         rng = jax.random.fold_in(state.rng, chunk)
-        values, policy = target_outputs(state, obs, rng)
+        values, root_values, policy = target_outputs(state, obs, rng)
         old_values = replay_state.values[env, pos]
+        old_root_values = replay_state.searched_values[env, pos]
         old_policy = replay_state.reanalysed[env, pos]
         values = jnp.where(valid, values, old_values)
+        root_values = jnp.where(valid, root_values, old_root_values)
         policy = jnp.where(valid[:, None], policy, old_policy)
         return replay_state.replace(
             values=replay_state.values.at[env, pos].set(values),
+            searched_values=replay_state.searched_values.at[env, pos].set(root_values),
             reanalysed=replay_state.reanalysed.at[env, pos].set(policy),
         )
 
@@ -424,7 +452,15 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
     ) -> ReplayState:
         values = target_value(state, obs)
         return replay.add(
-            replay_state, obs, actions, rewards, terminated, truncated, policies, values
+            replay_state,
+            obs,
+            actions,
+            rewards,
+            terminated,
+            truncated,
+            policies,
+            values,
+            searched_values=values,  # no search at a new step until the next refresh
         )
 
     return Learner(

@@ -11,9 +11,10 @@ Every function here is pure and jittable (``add``, ``end_episodes``, ``sample``,
 inside its scanned update, and the fused loop runs them inside one ``jit`` with seeds
 ``vmap``ped. Per env step only the new step crosses from host to device.
 
-The state also holds the *target cache* (``values``, ``reanalysed``): the target network's
-value and reanalysed search policy of every stored observation, filled by the learner
-(``dreamer.agents.efficientzero.learner``) and gathered into each sampled batch.
+The state also holds the *target cache* (``values``, ``searched_values``, ``reanalysed``):
+the target network's value, the root value of its search and its reanalysed search policy of
+every stored observation, filled by the learner (``dreamer.agents.efficientzero.learner``) and
+gathered into each sampled batch.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ReplayState:
     terminal: chex.Array  # [E, C] bool: ... in a terminal state (else it was cut short)
     inserted_at: chex.Array  # [E, C] int32 transitions in the replay when added
     values: chex.Array  # [E, C] float32 target cache: target network's value v'(o_t)
+    searched_values: chex.Array  # [E, C] float32 target cache: its search's root value at o_t
     reanalysed: chex.Array  # [E, C, A] float32 target cache: reanalysed policy at o_t
     count: chex.Array  # [E] int32 steps written per env
     current_start: chex.Array  # [E] int32 first step of each env's running episode
@@ -59,6 +61,8 @@ class Batch:
     """A batch of sequences starting at sampled time t (offsets relative to t).
 
     W = S - 1 + K + n + 1 frames cover observations o_t .. o_{t+K+n} with S-frame stacks.
+    ``sample`` fills every field; a hand-made batch may leave out the last two (None), which
+    only the search and mixed value targets read.
     """
 
     frames: chex.Array  # [B, W, *frame] frames t-S+1 .. t+K+n
@@ -71,6 +75,8 @@ class Batch:
     terminal: chex.Array  # [B] bool: the episode ended in a terminal state after last_offset
     td_steps: chex.Array  # [B] int32 n-step horizon per sample (off-policy correction)
     weights: chex.Array  # [B] float32 importance-sampling weights, max 1
+    searched_values: chex.Array | None = None  # [B, K+1] cached root values at t .. t+K (clipped)
+    age: chex.Array | None = None  # [B] int32 transitions added to the replay since the sample
 
 
 Index = tuple[chex.Array, chex.Array]  # (env [B], slot [B]) of sampled records
@@ -127,6 +133,7 @@ class Replay:
             terminal=jnp.zeros(shape, bool),
             inserted_at=jnp.zeros(shape, jnp.int32),
             values=jnp.zeros(shape, jnp.float32),
+            searched_values=jnp.zeros(shape, jnp.float32),
             reanalysed=jnp.zeros(shape + (a,), jnp.float32),
             count=jnp.zeros(self.num_envs, jnp.int32),
             current_start=jnp.zeros(self.num_envs, jnp.int32),
@@ -146,14 +153,16 @@ class Replay:
         truncated: chex.Array,
         policies: chex.Array,
         values: chex.Array,
+        searched_values: chex.Array | None = None,
     ) -> ReplayState:
         """One step of every env: the observation o_t the action was chosen at ``[E, *obs]``,
         a_t, r_t, and whether the episode ended with this step in a terminal state (value 0
         afterwards) or was cut short (later targets bootstrap from the last stored
         observation). ``policies`` ``[E, A]`` is the acting search's policy and ``values``
         ``[E]`` the target network's value of o_t; they fill the target cache until the next
-        refresh. New steps get the largest priority in the replay now (1 while it is empty), as
-        EfficientZero's buffer does."""
+        refresh, with ``searched_values`` ``[E]`` the root value of a search at o_t (``values``
+        when None: a new step is not searched until then). New steps get the largest
+        priority in the replay now (1 while it is empty), as EfficientZero's buffer does."""
         envs = jnp.arange(self.num_envs)
         pos = state.count % self.slots
         frame = obs[:, -1] if self.frame_stack > 1 else obs
@@ -172,6 +181,10 @@ class Replay:
             terminal=at(state.terminal, jnp.asarray(terminated)),
             inserted_at=at(state.inserted_at, state.total_added + envs),
             values=at(state.values, jnp.asarray(values, jnp.float32)),
+            searched_values=at(
+                state.searched_values,
+                jnp.asarray(values if searched_values is None else searched_values, jnp.float32),
+            ),
             reanalysed=at(state.reanalysed, jnp.asarray(policies, jnp.float32)),
             count=count,
             current_start=jnp.where(ended, count, state.current_start),
@@ -248,8 +261,8 @@ class Replay:
         random_actions = jax.random.randint(key_actions, steps.shape, 0, self.num_actions)
         inside_k = inside[:, : k + 1, None]
         td = jnp.full(cfg.batch_size, n, jnp.int32)
+        age = (state.total_added - state.inserted_at[env, pos]).astype(jnp.int32)
         if self.age_unit > 0:
-            age = state.total_added - state.inserted_at[env, pos]
             td = jnp.clip(n - age // max(int(self.age_unit), 1), 1, n).astype(jnp.int32)
         batch = Batch(
             frames=ring(state.frames, frame_steps),
@@ -258,10 +271,12 @@ class Replay:
             policies=ring(state.policies, clipped[:, : k + 1]) * inside_k,
             reanalysed=ring(state.reanalysed, clipped[:, : k + 1]) * inside_k,
             values=ring(state.values, jnp.minimum(window, last[:, None])),
+            searched_values=ring(state.searched_values, clipped[:, : k + 1]),
             last_offset=last_offset.astype(jnp.int32),
             terminal=terminal,
             td_steps=td,
             weights=weights,
+            age=age,
         )
         return batch, (env, pos)
 

@@ -8,7 +8,10 @@ For each sampled time t and unroll step k = 0..K:
   observation of an ongoing episode (bootstrap from it); v' is the target network's value.
   A truncated (cut) episode bootstraps from its last stored observation o_T and leaves out
   r_T: the observation after a cut is not stored, and v'(o_T) estimates r_T + gamma v(o_{T+1})
-  already, so the target is the same return over a shorter horizon;
+  already, so the target is the same return over a shorter horizon.
+  With ``replay.value_target="search"`` the value target is instead the root value of the
+  target network's search at o_{t+k} (0 past a terminal): a return imagined over the model;
+  ``"mixed"`` picks one of the two per sample (``mixed_value_targets``, EfficientZero-V2);
 - value prefix (k = 1..K)  P_{t+k} = sum of r_{t+j} from the start of the LSTM block to k-1;
 - policy: the stored search policy, or for a ``reanalyze_fraction`` of the batch a fresh
   search with the target network (MuZero Reanalyse / EfficientZero).
@@ -90,3 +93,34 @@ def step_masks(last_offset: chex.Array, terminal: chex.Array, unroll_steps: int)
     """``[B, K+1]`` True where o_{t+k} is a real observation (not past a terminal)."""
     k = jnp.arange(unroll_steps + 1)[None, :]
     return ~terminal[:, None] | (k <= last_offset[:, None])
+
+
+def searched_value_targets(root_value: chex.Array, mask: chex.Array) -> chex.Array:
+    """z_k = the search's root value at o_{t+k} where it is a real observation, 0 past a
+    terminal. ``root_value`` and ``mask`` ``[B, K+1]``."""
+    chex.assert_equal_shape([root_value, mask])
+    return jnp.where(mask, root_value, 0.0)
+
+
+def mixed_value_targets(
+    n_step: chex.Array,
+    searched: chex.Array,
+    age: chex.Array,
+    step: chex.Numeric,
+    *,
+    start_update: int,
+    fresh_transitions: int,
+) -> chex.Array:
+    """EfficientZero-V2's mixed value target ``[B, K+1]``: the n-step target ``n_step`` while
+    fewer than ``start_update`` updates are made (``step``), afterwards the n-step target for a
+    sample among the ``fresh_transitions`` newest (``age`` ``[B]``, transitions added since it
+    was, < ``fresh_transitions``) and the search value ``searched`` for an older one.
+
+    EfficientZero-V2 (``ez/agents/base.py``, ``update_weights``) takes the search value where
+    ``idx <= collected_transitions - mixed_value_threshold``, idx the sample's 0-based
+    transition index: the age ``collected_transitions - idx`` is at least the threshold.
+    """
+    chex.assert_equal_shape([n_step, searched])
+    chex.assert_shape(age, n_step.shape[:1])
+    use_n_step = (step < start_update) | (age < fresh_transitions)
+    return jnp.where(use_n_step[:, None], n_step, searched)
