@@ -364,7 +364,8 @@ def test_per_batch_compute_counts_the_searches_of_every_row(value_target, per_up
         ],
     )
     assert compute.per_update(cfg)["reanalysis"] == per_update
-    assert compute.spent(cfg, 200, 10, 1)["reanalysis"] == 10 * per_update
+    new_steps = 200  # each new step's value by the target network
+    assert compute.spent(cfg, 200, 10, 1)["reanalysis"] == 10 * per_update + new_steps
 
 
 @pytest.mark.parametrize("value_target, per_state", [("nstep", 1), ("search", 3), ("mixed", 3)])
@@ -382,4 +383,5 @@ def test_cached_compute_counts_refresh_searches_without_reanalysis(value_target,
     )
     refreshed = compute.refreshed_states(cfg, 200, 30, 16)
     assert refreshed > 0
-    assert compute.spent(cfg, 200, 30, 16)["reanalysis"] == refreshed * per_state
+    new_steps = 200  # each new step's value by the target network
+    assert compute.spent(cfg, 200, 30, 16)["reanalysis"] == refreshed * per_state + new_steps
