@@ -62,16 +62,20 @@ class GymnasiumView(gymnasium.Env):
     ``terminated``/``truncated`` is already the next episode's first (gymnasium's vector env
     then resets again, from a fresh key). A loop that bootstraps a truncated episode from its
     last observation sees that first observation instead.
+
+    A step is one call of a jitted function (the key split included) and one transfer of its
+    results to the host; views made by ``make_gymnasium`` with the same id and options share
+    their compiled functions, so an evaluation that makes fresh envs does not compile again.
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, env: JaxEnv):
+    def __init__(self, env: JaxEnv, compiled: tuple[Callable, Callable] | None = None):
+        """``compiled``: ``jitted(env)`` of an env with the same functions, to share."""
         self.env = env
         self.observation_space = env.observation_space
         self.action_space = env.action_space
-        self._reset = jax.jit(env.reset)
-        self._step = jax.jit(env.step)
+        self._reset, self._step = compiled or jitted(env)
         self._key = jax.random.PRNGKey(0)
         self._state = None
 
@@ -79,21 +83,44 @@ class GymnasiumView(gymnasium.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._key = jax.random.PRNGKey(seed)
-        self._key, sub = jax.random.split(self._key)
-        obs, self._state = self._reset(sub)
+        self._key, obs, self._state = self._reset(self._key)
         return np.asarray(obs), {}
 
     def step(self, action: Any):
-        self._key, sub = jax.random.split(self._key)
-        obs, self._state, reward, terminated, truncated = self._step(
-            sub, self._state, jnp.asarray(action, jnp.int32)
-        )
+        self._key, self._state, out = self._step(self._key, self._state, np.int32(action))
+        obs, reward, terminated, truncated = jax.device_get(out)
         return np.asarray(obs), float(reward), bool(terminated), bool(truncated), {}
+
+
+def jitted(env: JaxEnv) -> tuple[Callable, Callable]:
+    """``env``'s reset and step, jitted, each splitting the view's key first:
+    ``reset(key) -> (key, obs, state)``, ``step(key, state, action) -> (key, state, (obs,
+    reward, terminated, truncated))``."""
+
+    def reset(key: jax.Array) -> tuple[jax.Array, jax.Array, Any]:
+        key, sub = jax.random.split(key)
+        obs, state = env.reset(sub)
+        return key, obs, state
+
+    def step(key: jax.Array, state: Any, action: jax.Array) -> tuple:
+        key, sub = jax.random.split(key)
+        obs, state, reward, terminated, truncated = env.step(sub, state, action)
+        return key, state, (obs, reward, terminated, truncated)
+
+    return jax.jit(reset), jax.jit(step)
+
+
+_COMPILED: dict[str, tuple[JaxEnv, tuple[Callable, Callable]]] = {}
+"""``make_gymnasium``'s envs and their jitted functions, by id and options."""
 
 
 def make_gymnasium(env_id: str, **options: Any) -> GymnasiumView:
     """The JAX-native env ``env_id`` (``gymnax:<id>``) as a gymnasium env."""
-    return GymnasiumView(make_jax(env_id, **options))
+    key = f"{env_id} {sorted(options.items())!r}"
+    if key not in _COMPILED:
+        env = make_jax(env_id, **options)
+        _COMPILED[key] = env, jitted(env)
+    return GymnasiumView(*_COMPILED[key])
 
 
 class JaxEnvError(ValueError):

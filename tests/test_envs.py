@@ -345,3 +345,25 @@ def test_catch_pays_plus_one_for_a_catch_and_minus_one_for_a_miss():
     # A JAX-native factory is also a gymnasium env for the host loops (DQN, PPO).
     view = envs.make("envs.examples:make_catch")
     assert view.reset(seed=0)[0].shape == (50,)
+
+
+def test_gymnasium_views_step_as_jax_and_share_their_compiled_functions():
+    import jax
+
+    from envs.jax_envs import make_jax
+
+    view = envs.make("gymnax:CartPole-v1")
+    assert envs.make("gymnax:CartPole-v1")._step is view._step  # compiled once per id
+    assert envs.make("gymnax:Acrobot-v1")._step is not view._step
+    obs, _ = view.reset(seed=3)
+    jax_env = make_jax("gymnax:CartPole-v1")
+    key, sub = jax.random.split(jax.random.PRNGKey(3))
+    expected, state = jax_env.reset(sub)
+    np.testing.assert_array_equal(obs, np.asarray(expected))
+    for action in (0, 1, 1, 0, 0):
+        key, sub = jax.random.split(key)
+        expected, state, reward, terminated, truncated = jax_env.step(sub, state, action)
+        obs, r, t, tr, _ = view.step(action)
+        np.testing.assert_allclose(obs, np.asarray(expected), atol=1e-6)  # jit vs eager
+        assert (r, t, tr) == (float(reward), bool(terminated), bool(truncated))
+        assert isinstance(obs, np.ndarray) and isinstance(r, float) and isinstance(t, bool)
