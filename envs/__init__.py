@@ -18,7 +18,15 @@ never imports ``dreamer``.
 """
 
 from envs.atari import MODES, Atari100kEnv, AtariOptions
-from envs.jax_envs import JaxEnv, JaxEnvError, is_jax_env_id, jax_native, make_jax, try_make_jax
+from envs.jax_envs import (
+    JaxEnv,
+    JaxEnvError,
+    is_jax_env_id,
+    is_jax_factory_id,
+    jax_native,
+    make_jax,
+    try_make_jax,
+)
 from envs.registry import EnvFactory, EnvFactoryError, make, make_vector, register
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "JaxEnv",
     "JaxEnvError",
     "is_jax_env_id",
+    "is_jax_factory_id",
     "jax_native",
     "make_jax",
     "try_make_jax",

@@ -129,8 +129,8 @@ class JaxEnvError(ValueError):
 
 def is_jax_env_id(env_id: str) -> bool:
     """Whether ``env_id`` names a JAX-native env without making it: ``gymnax:<id>``. (A
-    ``module:factory`` id is JAX-native if its factory returns a ``JaxEnv``: see
-    ``try_make_jax``.)"""
+    ``module:factory`` id is JAX-native if its factory is marked ``jax_native``: see
+    ``is_jax_factory_id``.)"""
     return env_id.startswith(GYMNAX_PREFIX)
 
 
@@ -149,14 +149,8 @@ def try_make_jax(env_id: str, **options: Any) -> JaxEnv | None:
     """``make_jax(env_id)`` if ``env_id`` is JAX-native, else None (a gymnasium env)."""
     if env_id.startswith(GYMNAX_PREFIX):
         return _from_gymnax(env_id[len(GYMNAX_PREFIX) :], **options)
-    if ":" not in env_id or "/" in env_id:
-        return None
-    module_name, _, attr = env_id.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        return None  # the gymnasium registry reports it
-    if not getattr(factory, "jax_native", False):
+    factory = _jax_factory(env_id)
+    if factory is None:
         return None
     env = factory(**options)
     if not isinstance(env, JaxEnv):
@@ -165,6 +159,24 @@ def try_make_jax(env_id: str, **options: Any) -> JaxEnv | None:
         )
     check_jax_env(env)
     return env
+
+
+def is_jax_factory_id(env_id: str) -> bool:
+    """Whether ``env_id`` is a ``package.module:factory`` marked ``jax_native``, without making
+    the env (the module is imported)."""
+    return _jax_factory(env_id) is not None
+
+
+def _jax_factory(env_id: str) -> Callable[..., JaxEnv] | None:
+    """The factory of a ``package.module:factory`` id marked ``jax_native``, else None."""
+    if ":" not in env_id or "/" in env_id or env_id.startswith(GYMNAX_PREFIX):
+        return None
+    module_name, _, attr = env_id.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return None  # the gymnasium registry reports it
+    return factory if getattr(factory, "jax_native", False) else None
 
 
 def jax_native(factory: Callable[..., JaxEnv]) -> Callable[..., JaxEnv]:
