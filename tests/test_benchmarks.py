@@ -7,6 +7,7 @@ contract's format, so no test starts ``python -m dreamer``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def test_scores_module_entry_point_all():
     assert "efficient_zero_v2" in done.stdout and "no published values" in done.stdout
 
 
-@pytest.mark.parametrize("module", ["atari100k", "aggregate", "sample_efficiency"])
+@pytest.mark.parametrize("module", ["atari100k", "aggregate", "sample_efficiency", "ablation"])
 def test_module_entry_points_parse_arguments(module):
     done = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{module}", "--help"],
@@ -739,3 +740,78 @@ def test_minatar_suite_gives_images_to_efficientzero_only():
     mlp = suite_runs(SUITES["minatar_mlp"])
     assert {r.algo.algo for r in mlp} == {"efficientzero"}
     assert not any("image" in item for r in mlp for item in r.overrides(SUITES["minatar_mlp"]))
+
+
+# ------------------------------------------------------------------------------------------
+# Ablation
+
+
+def test_ablation_runs_each_variant_as_a_group_and_gives_a_verdict_per_mechanism(
+    tmp_path, monkeypatch, capsys
+):
+    from benchmarks import ablation
+
+    effect = {  # final return by variant: off-switch of a mechanism -> its effect
+        "search.prior_mix=0": -300.0,  # the mechanism helps
+        "search.value_delta_max=1e-8": 0.0,  # no effect
+        "model.value_support=20": +100.0,  # it hurts
+        "replay.td_steps=5": -1.0,  # within the noise of the seeds
+    }
+
+    class Fake(FakeCli):
+        def __call__(self, args):
+            self.args = args
+            return super().__call__(args)
+
+    def final(env_id, algo, seed):
+        shift = sum(v for k, v in effect.items() if k in fake.args)
+        return 400.0 + shift + 10.0 * (seed % 2) - 5.0 * (seed % 3)
+
+    fake = Fake(final)
+    monkeypatch.setattr(runs, "launch", fake)
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    out = tmp_path / "ablation"
+    argv = ["--envs", "cartpole", "--steps", "1000", "--out", str(out), "--reps", "500"]
+    assert ablation.main(argv) == 0
+    assert len(fake.calls) == 5  # one group call per variant
+    for call, variant in zip(fake.calls, ablation.VARIANTS, strict=True):
+        assert call[:8] == ["train", "--algo", "efficientzero", "--preset", "default", "--env",
+                            "gymnax:CartPole-v1", "--seeds"]  # fmt: skip
+        assert call[8:12] == ["0,1,2,3,4", "--steps", "1000", "--out"]
+        assert call[12] == str(out / "cartpole" / variant.name)
+        assert all(o in call for o in variant.overrides) and "run.eval_every=100" in call
+    report = (out / "report.md").read_text()
+    rows = {r["variant"]: r for r in runs.read_json(out / "ablation.json")["rows"]["cartpole"]}
+    assert rows["full"]["verdict"] is None and len(rows["full"]["seeds"]) == 5
+    assert rows["full"]["reached"] == 0  # the fake curves stay below 475 until the end
+    assert [rows[v]["verdict"] for v in ("no_unimix", "no_q_floor", "small_supports", "n5")] == [
+        "worse", "not distinguishable", "better", "not distinguishable",
+    ]  # fmt: skip
+    assert rows["no_unimix"]["difference"]["point"] == pytest.approx(-300.0)
+    assert "- the 1% uniform mix of the prior: the mechanism helps (without it: worse " in report
+    assert "- the 601-bin value and reward supports: the mechanism hurts" in report
+    assert "- the floor of the Q spread: no detectable effect" in report
+    assert (
+        "| seeds reaching 475 |" in report
+        and "## CartPole-v1 (`gymnax:CartPole-v1`), 1000" in report
+    )
+
+    fake.calls.clear()  # finished groups are skipped; the report can be redone alone
+    assert ablation.main(argv) == 0 and fake.calls == []
+    assert ablation.main([*argv, "--report-only"]) == 0
+    with pytest.raises(SystemExit):
+        ablation.main(["--envs", "atari", "--out", str(out)])
+    assert "unknown env(s) or variant(s) ['atari']" in capsys.readouterr().err
+
+
+def test_ablation_deep_sea_is_the_suites_size_10_env():
+    from benchmarks import ablation
+
+    suite, specs = ablation.plan("deep_sea", ablation.VARIANTS[1], [0, 1], None, ["x.y=1"])
+    (spec,) = {dataclasses.replace(s, seed=0) for s in specs}
+    assert spec.budget == 20_000 and spec.env.env_id == "envs.grids:make_deep_sea"
+    overrides = spec.overrides(suite)
+    assert 'env.options={"size": 10}' in overrides and "search.prior_mix=0" in overrides
+    assert "run.eval_every=2000" in overrides and overrides.index("search.prior_mix=0") < (
+        overrides.index("x.y=1")
+    )
