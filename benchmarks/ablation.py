@@ -189,16 +189,20 @@ def render(rows_by_env: dict[str, list[dict[str, Any]]], info: dict[str, Any]) -
             "| wall s |",
             "|---|---|---|---:|---|---:|",
         ]
+        places = stats.digits([v for r in rows for v in r["final_returns"]])
         for r in rows:
             name = " ".join([r["variant"], *(f"`{o}`" for o in r["overrides"])])
             against = "–"
             if r["verdict"] is not None:
                 d = stats.Interval(**r["difference"])
-                against = f"{r['verdict']}: {d.point:+.2f} [{d.low:.2f}, {d.high:.2f}]"
+                against = (
+                    f"{r['verdict']}: {d.point:+.{places}f} [{d.low:.{places}f}, "
+                    f"{d.high:.{places}f}]"
+                )
             reached = "–" if r["threshold"] is None else f"{r['reached']}/{len(r['seeds'])}"
             lines.append(
                 f"| {name} | {r['mechanism']} | "
-                f"{stats.Interval(**r['final_return']).format(2)} | {reached} | {against} | "
+                f"{stats.Interval(**r['final_return']).format(places)} | {reached} | {against} | "
                 f"{r['wall_seconds']:.0f} |"
             )
         lines.append("")

@@ -73,9 +73,10 @@ def _verdict(
     c = stats.compare(finals[EFFICIENTZERO], baselines[best], reps=reps, seed=seed)
     entry.update(baseline=best, verdict=c.verdict, difference=dataclasses.asdict(c.difference))
     seeds = f"{finals[EFFICIENTZERO].size} and {baselines[best].size} seeds"
+    places = stats.digits(np.concatenate(list(finals.values())))
     entry["text"] = (
-        f"{where}: EfficientZero is **{c.against(best)}** (mean final return {c.format(1)}; "
-        f"{seeds})."
+        f"{where}: EfficientZero is **{c.against(best)}** (mean final return "
+        f"{c.format(places)}; {seeds})."
     )
     return entry
 
@@ -132,10 +133,15 @@ def render_markdown(
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     titles = {e.env_id: e.title for e in suite.envs}
+    places = {
+        e.env_id: stats.digits([r["final_eval_return"] for r in records if r["env"] == e.env_id])
+        for e in suite.envs
+    }
     for r in rows:
+        final = stats.Interval(**r["final_return"]).format(places.get(r["env"], 1))
         lines.append(
             f"| {titles.get(r['env'], r['env'])} | {r['algo']} ({r['preset']}) | {r['budget']} | "
-            f"{r['seeds']} | {stats.Interval(**r['final_return']).format(1)} | "
+            f"{r['seeds']} | {final} | "
             f"{_steps_cell(r['first_reach'])} | {_steps_cell(r['stays_above_from'])} | "
             f"{r['updates']:.0f} | {r['wall_seconds']:.0f} | {_number(r['steps_per_second'])} | "
             f"{r['device']} |"
@@ -145,17 +151,20 @@ def render_markdown(
     if figures:
         lines += ["", "Return curves (mean and 95% CI over seeds), one figure per env:", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
-    lines += per_run_table(records, titles)
-    lines += curve_tables(rows, titles)
+    lines += per_run_table(records, titles, places)
+    lines += curve_tables(rows, titles, places)
     return "\n".join(lines) + "\n"
 
 
 def per_run_table(
-    records: Sequence[dict[str, Any]], titles: dict[str, str] | None = None
+    records: Sequence[dict[str, Any]],
+    titles: dict[str, str] | None = None,
+    places: dict[str, int] | None = None,
 ) -> list[str]:
     """Markdown: one row per run (seed), threshold steps as measured ('never' if not);
-    envs named by ``titles[env_id]`` where given."""
-    titles = titles or {}
+    envs named by ``titles[env_id]`` and returns shown to ``places[env_id]`` decimals where
+    given."""
+    titles, places = titles or {}, places or {}
     if not records:
         return []
     lines = [
@@ -174,14 +183,19 @@ def per_run_table(
         lines.append(
             f"| {titles.get(r['env'], r['env'])} | {r['algo']} | {r['budget']} | {r['seed']} | "
             f"{reach[0]} | "
-            f"{reach[1]} | {r['final_eval_return']:.1f} | {r['wall_seconds']:.0f} |"
+            f"{reach[1]} | {r['final_eval_return']:.{places.get(r['env'], 1)}f} | "
+            f"{r['wall_seconds']:.0f} |"
         )
     return lines
 
 
-def curve_tables(rows: Sequence[dict[str, Any]], titles: dict[str, str] | None = None) -> list[str]:
+def curve_tables(
+    rows: Sequence[dict[str, Any]],
+    titles: dict[str, str] | None = None,
+    places: dict[str, int] | None = None,
+) -> list[str]:
     """Markdown: per (env, budget), eval return mean [95% CI] of each algo by env steps."""
-    titles = titles or {}
+    titles, places = titles or {}, places or {}
     lines: list[str] = []
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
@@ -200,7 +214,7 @@ def curve_tables(rows: Sequence[dict[str, Any]], titles: dict[str, str] | None =
                     cells.append(
                         stats.Interval(
                             r["eval_mean"][i], r["eval_low"][i], r["eval_high"][i]
-                        ).format(1)
+                        ).format(places.get(env, 1))
                     )
                 else:
                     cells.append("–")

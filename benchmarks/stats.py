@@ -196,6 +196,14 @@ def _percentile_interval(point: float, replicates: np.ndarray, confidence: float
     return Interval(point, float(low), float(high))
 
 
+def digits(values: ArrayLike) -> int:
+    """Decimals that show returns of the scale of ``values`` to about 3 significant digits:
+    1 from 10 up (CartPole's hundreds), 2 from 1, else 3 (DeepSea's 0.99 against -0.001)."""
+    values = np.abs(np.asarray(values, dtype=np.float64).reshape(-1))
+    scale = float(values[np.isfinite(values)].max(initial=0.0))
+    return 1 if scale >= 10 else 2 if scale >= 1 else 3
+
+
 def difference_of_means(
     a: ArrayLike, b: ArrayLike, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> Interval:

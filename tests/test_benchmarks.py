@@ -621,7 +621,7 @@ def test_report_has_a_figure_and_a_verdict_per_env(tmp_path, monkeypatch, capsys
     assert "| DeepSea (bsuite), size 10 | `envs.grids:make_deep_sea` | 1000 | 0.9 |" in report
     assert report.count("EfficientZero is **better than ppo**") == 2
     assert "### DeepSea (bsuite), size 10, 1000 env steps: eval return" in report
-    assert "| DeepSea (bsuite), size 10 | ppo | 1000 | 2 | never | never | 0.6 |" in report
+    assert "| DeepSea (bsuite), size 10 | ppo | 1000 | 2 | never | never | 0.620 |" in report
 
 
 def test_same_budget_comparison_on_your_own_env(tmp_path, monkeypatch, capsys):
