@@ -11,10 +11,11 @@ venv = envs.make_vector("ALE/Pong-v5", 8, seed=0)        # SAME_STEP autoreset
 ```
 
 JAX-native environments (``envs.make_jax("gymnax:CartPole-v1")``, ``JaxEnv``) run the fused
-loop, whole runs inside ``jit``.
+loop, whole runs inside ``jit``. ``envs.grids`` makes the benchmark suites' grid worlds:
+bsuite DeepSea at a chosen size (JAX-native) and MiniGrid envs through their image view.
 
-This package depends on gymnasium, ale-py, numpy and jax (gymnax for ``gymnax:`` ids); it
-never imports ``dreamer``.
+This package depends on gymnasium, ale-py, numpy and jax (gymnax for ``gymnax:`` ids,
+minigrid for ``envs.grids:make_minigrid``); it never imports ``dreamer``.
 """
 
 from envs.atari import MODES, Atari100kEnv, AtariOptions
