@@ -282,6 +282,8 @@ def compare(
     distinguishable; ``too few seeds`` where either side has fewer than ``min_seeds``."""
     a, b = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (a, b))
     difference = difference_of_means(a, b, reps=reps, confidence=confidence, seed=seed)
+    mean_a = bootstrap_mean(a, reps=reps, confidence=confidence, seed=seed)
+    mean_b = bootstrap_mean(b, reps=reps, confidence=confidence, seed=seed)
     if min(a.size, b.size) < min_seeds:
         verdict = TOO_FEW
     elif difference.low > 0:
@@ -290,6 +292,4 @@ def compare(
         verdict = WORSE
     else:
         verdict = TIED
-    mean_a = bootstrap_mean(a, reps=reps, confidence=confidence, seed=seed)
-    mean_b = bootstrap_mean(b, reps=reps, confidence=confidence, seed=seed)
     return Comparison(verdict, difference, mean_a, mean_b, confidence)
