@@ -54,9 +54,7 @@ def precompile(agent: Any) -> float:
     obs = jnp.zeros((n,) + sp.obs_shape, sp.obs_dtype)
     out = agent.act(state.variables, key, obs, 1.0, 1.0)
     none = np.zeros(n, bool)
-    replay = agent.add(
-        replay, obs, out.action, np.zeros(n), none, none, out.policy, out.predicted_value
-    )
+    replay = agent.add(state, replay, obs, out.action, np.zeros(n), none, none, out.policy)
     state, replay, _ = agent.learn(state, replay, 0)
     replay = agent.refresh(state, replay, 0)
     replay = agent.end_episodes(replay)
