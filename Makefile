@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-all lint format clean atari100k atari100k-smoke scores gpu-check timing \
-	mutation planted-bugs dream suite
+	mutation planted-bugs dream suite ablation
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,classic]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -56,6 +56,13 @@ dream: $(STAMP)
 # The robustness suite: the default preset against DQN and PPO on classic envs (hours on CPU).
 suite: $(STAMP)
 	$(PY) -m benchmarks.sample_efficiency --suite classic
+
+# Which robustness mechanisms of the default preset matter: each turned off in turn, on gymnax
+# CartPole (5k) and DeepSea size 10 (20k), 5 seeds vmapped per variant (hours on CPU).
+# Report in results/ablation/report.md; ABLATION_ARGS="--envs cartpole --seeds 0-2" for less.
+ABLATION_ARGS ?=
+ablation: $(STAMP)
+	$(PY) -m benchmarks.ablation --out results/ablation $(ABLATION_ARGS)
 
 scores: $(STAMP)
 	$(PY) -m benchmarks.scores --published all

@@ -40,7 +40,7 @@ import numpy as np
 from benchmarks.curves import stays_above_from
 from benchmarks.machine import describe_machine, format_machine
 from benchmarks.runs import eval_curve, read_metrics
-from benchmarks.stats import bootstrap_mean
+from benchmarks.stats import BETTER, bootstrap_mean, compare
 
 CPU_SIZED = {"ratios": (0.0, 4.0), "seeds": "0-2", "steps": 2000}
 FULL = {"ratios": (0.0, 1.0, 2.0, 4.0, 8.0), "seeds": "0-9", "steps": 2000}
@@ -181,13 +181,14 @@ def report(out: Path) -> str:
         ]
         fig = Figure(figsize=(6, 4))
         ax = fig.add_subplot()
-        contour, frontier_points, scores = [], [], {}
+        contour, frontier_points, finals_by_variant = [], [], {}
         for i in order:
             rec, folder = records[i], folders[i]
             res = seed_results(folder, threshold)
             finals = np.array([r["final"] for r in res], float)
             comp = float(np.mean([r["compute"] for r in res]))
-            ci = scores[rec["name"]] = bootstrap_mean(finals)
+            ci = bootstrap_mean(finals)
+            finals_by_variant[rec["name"]] = finals
             if threshold is None:
                 staying, med = "-", "-"
             else:
@@ -238,36 +239,30 @@ def report(out: Path) -> str:
             ax.set_title(f"{env}: return over real steps and compute")
             _save(fig, out / f"{env_key}_contours.png")
         lines.append("")
-        lines.append(verdict(scores))
+        lines.append(verdict(finals_by_variant))
         lines.append("")
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)
     return text
 
 
-def verdict(score: dict[str, Any]) -> str:
-    """Plain words: does the best dream ratio beat both ratio 0 and its control? ``score``:
-    each variant's final-return interval, by name."""
-    dreams = [n for n in score if n.startswith("dream ") and n != "dream 0"]
-    if not dreams or "dream 0" not in score:
+def verdict(finals: dict[str, np.ndarray]) -> str:
+    """Plain words: does the best dream ratio beat both ratio 0 and its control? ``finals``:
+    each variant's final returns per seed, by name; the verdicts are ``stats.compare``'s."""
+    dreams = [n for n in finals if n.startswith("dream ") and n != "dream 0"]
+    if not dreams or "dream 0" not in finals:
         return "Verdict: the sweep needs ratio 0 and at least one ratio > 0."
-    best = max(dreams, key=lambda n: score[n].point)
+    best = max(dreams, key=lambda n: float(np.mean(finals[n])))
     control = "control " + best.split(" ")[1]
-    others = ["dream 0"] + ([control] if control in score else [])
-
-    def compare(other: str) -> str:
-        if score[best].low > score[other].high:
-            return f"better than {other} {score[other].format(1)}"
-        if score[best].high < score[other].low:
-            return f"worse than {other} {score[other].format(1)}"
-        return f"not distinguishable from {other} {score[other].format(1)}"
-
-    words = "; ".join(compare(o) for o in others)
-    won = all(score[best].low > score[o].high for o in others)
+    others = ["dream 0"] + ([control] if control in finals else [])
+    comparisons = {o: compare(finals[best], finals[o]) for o in others}
+    words = "; ".join(c.against(o) for o, c in comparisons.items())
+    details = "; ".join(f"against {o}: {c.format(1)}" for o, c in comparisons.items())
+    won = all(c.verdict == BETTER for c in comparisons.values())
     head = "dreaming wins" if won else "no win for dreaming"
     return (
-        f"Verdict: {head}. The best ratio, {best}, with final return {score[best].format(1)}, "
-        f"is {words} (95% intervals)."
+        f"Verdict: {head}. The best ratio, {best}, is {words} (mean final returns, 95% "
+        f"bootstrap interval of the difference; {details})."
     )
 
 

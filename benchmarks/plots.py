@@ -115,7 +115,7 @@ def band_curves(
     fig = Figure(figsize=(6.5, 4))
     ax = fig.add_subplot()
     for j, (label, (grid, mean, low, high)) in enumerate(series.items()):
-        ax.plot(grid, mean, color=COLORS[j % len(COLORS)], label=label, linewidth=1.8)
+        ax.plot(grid, mean, color=COLORS[j % len(COLORS)], label=label, linewidth=1.8, marker=".")
         ax.fill_between(grid, low, high, color=COLORS[j % len(COLORS)], alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="threshold")

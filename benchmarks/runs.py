@@ -18,12 +18,14 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dreamer.loops.groups import GROUP_FILE, is_group, seed_folder
+from dreamer.shell.checkpoint import latest_checkpoint
 from dreamer.shell.runlog import CONFIG_FILE, EVAL_RETURN, METRICS_FILE, SUMMARY_FILE
 
 
@@ -72,14 +74,19 @@ def train_args(
     algo: str,
     preset: str,
     env_id: str,
-    seed: int,
+    seed: int | Sequence[int],
     steps: int,
     out: str | os.PathLike,
     overrides: Sequence[str] = (),
 ) -> list[str]:
-    """Arguments of ``python -m dreamer train`` for one run."""
+    """Arguments of ``python -m dreamer train`` for one run, or for a group of runs
+    (``--seeds 0,1,2``: one folder ``OUT/seed<k>`` per seed) when ``seed`` is a sequence."""
     args = ["train", "--algo", algo, "--preset", preset, "--env", env_id]
-    args += ["--seed", str(seed), "--steps", str(steps), "--out", str(out)]
+    if isinstance(seed, int):
+        args += ["--seed", str(seed)]
+    else:
+        args += ["--seeds", ",".join(str(k) for k in seed)]
+    args += ["--steps", str(steps), "--out", str(out)]
     for item in overrides:
         args += ["--set", item]
     return args
@@ -110,6 +117,57 @@ def ensure_run(run_dir: str | os.PathLike, train: Sequence[str]) -> Outcome:
     else:
         action, code = "trained", launch(list(train))
     return Outcome(run_dir, action, code, run_state(run_dir) is RunState.FINISHED)
+
+
+def group_state(group_dir: str | os.PathLike, seeds: Sequence[int]) -> dict[int, RunState]:
+    """The state of each seed's folder ``group_dir/seed<k>`` of a group (``train --seeds``)."""
+    return {k: run_state(seed_folder(group_dir, k)) for k in seeds}
+
+
+def ensure_group(
+    group_dir: str | os.PathLike,
+    seeds: Sequence[int],
+    train: Callable[[Sequence[int]], Sequence[str]],
+) -> Outcome:
+    """Brings the seeds' folders ``group_dir/seed<k>`` to the finished state.
+
+    Seeds that stopped after a checkpoint are resumed (``resume GROUP_DIR`` continues the
+    seeds of the group's record together; a seed the record does not hold is resumed alone);
+    seeds not started, or stopped before their first checkpoint, are trained together with the
+    arguments ``train(those seeds)``. Launching stops at the first failure.
+    """
+    group_dir = Path(group_dir)
+
+    def waiting(*, checkpointed: bool) -> list[int]:
+        """Unfinished seeds with (or without) a checkpoint to resume from."""
+        return [
+            k
+            for k, state in group_state(group_dir, seeds).items()
+            if state is not RunState.FINISHED
+            and (latest_checkpoint(seed_folder(group_dir, k)) is not None) == checkpointed
+        ]
+
+    code, actions = 0, []
+    recorded = _recorded_seeds(group_dir) if is_group(group_dir) else []
+    if set(waiting(checkpointed=True)) & set(recorded):
+        code = launch(["resume", str(group_dir)])
+        actions.append("resumed")
+    for k in waiting(checkpointed=True) if code == 0 else []:
+        code = launch(["resume", str(seed_folder(group_dir, k))])
+        actions.append("resumed")
+        if code:
+            break
+    fresh = waiting(checkpointed=False)
+    if fresh and code == 0:
+        code = launch(list(train(fresh)))
+        actions.append("trained")
+    finished = all(s is RunState.FINISHED for s in group_state(group_dir, seeds).values())
+    return Outcome(group_dir, ", ".join(dict.fromkeys(actions)) or "skipped", code, finished)
+
+
+def _recorded_seeds(group_dir: Path) -> list[int]:
+    """The seeds of the group's record (``group.json``), the last group trained there."""
+    return [int(k) for k in read_json(group_dir / GROUP_FILE).get("seeds", [])]
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:

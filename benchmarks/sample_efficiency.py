@@ -9,11 +9,16 @@
 
 A suite is envs x algos x real-step budgets x seeds. Each run goes through the CLI
 (``python -m dreamer train``) with its algorithm's preset, the suite's budget as ``--steps``
-and the suite's evaluation settings as overrides; finished runs are skipped and interrupted
-ones resumed. The report gives, per env and budget, the evaluation return against real env
-steps (mean and 95 % bootstrap interval over seeds, on the common evaluation grid), the final
-return at the budget, the env steps at which the return first reaches the env's threshold and
-the env steps from which it stays there. Files: ``OUT/runs/<run>/`` (run folders),
+and the suite's evaluation settings as overrides; EfficientZero's seeds on a JAX-native env
+train together in one call (``train --seeds``: the fused loop, seeds vmapped), still one run
+folder per seed. Finished runs are skipped and interrupted ones resumed. The report gives,
+per env and budget, a verdict (EfficientZero better, worse, or not distinguishable from the
+best baseline, from the 95% bootstrap interval of the difference of the mean final returns:
+``stats.compare``), the final return at the budget (mean and 95% bootstrap interval over
+seeds), the env steps at which the return first reaches the env's threshold and the env steps
+from which it stays there, and the evaluation return against real env steps (mean and
+interval on the common evaluation grid; a figure per env). Files: ``OUT/runs/<run>/`` (run
+folders; ``OUT/runs/<env>__efficientzero__<budget>/seed<k>/`` for a group),
 ``OUT/results/<run>.json`` (per run), ``OUT/report.md``, ``OUT/summary.json``,
 ``OUT/curves__<env>__<budget>.png``.
 """
@@ -31,19 +36,28 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import curves, machine, plots, runs, stats
+from benchmarks import curves, machine, runs, stats
+from benchmarks.efficiency_report import (
+    mean_curve,
+    records_of,
+    render_markdown,
+    verdicts,
+    write_figures,
+)
 from benchmarks.suites import (
     ALGOS,
     SUITES,
     AlgoSpec,
     EnvSpec,
+    Job,
     RunSpec,
     Suite,
     customize,
-    env_slug,
+    suite_jobs,
     suite_runs,
 )
 from dreamer.cli import parse_seeds
+from dreamer.loops.groups import seed_folder
 
 
 def run_result(run_dir: Path, spec: RunSpec) -> dict[str, Any]:
@@ -68,37 +82,58 @@ def run_result(run_dir: Path, spec: RunSpec) -> dict[str, Any]:
     )
 
 
+def run_folder(out: Path, job: Job, spec: RunSpec) -> Path:
+    """The folder of ``spec``, a run of ``job``: ``OUT/runs/<group>/seed<k>`` in a group,
+    ``OUT/runs/<run>`` alone."""
+    folder = out / "runs" / job.name
+    return seed_folder(folder, spec.seed) if job.group else folder
+
+
 def run_suite(suite: Suite, out: Path, *, launch: bool = True) -> list[dict[str, Any]]:
     """Brings every run of ``suite`` to the finished state; returns the finished runs' records.
 
     With ``launch=False`` only runs that have already finished are collected.
     """
     records = []
-    specs = suite_runs(suite)
-    for i, spec in enumerate(specs, 1):
-        run_dir = out / "runs" / spec.name
+    jobs = suite_jobs(suite)
+    for i, job in enumerate(jobs, 1):
+        folder = out / "runs" / job.name
         if launch:
-            print(f"\n[{i}/{len(specs)}] {spec.name} -> {run_dir}", flush=True)
-            args = runs.train_args(
-                algo=spec.algo.algo,
-                preset=spec.algo.preset,
-                env_id=spec.env.env_id,
-                seed=spec.seed,
-                steps=spec.budget,
-                out=run_dir,
-                overrides=spec.overrides(suite),
-            )
-            outcome = runs.ensure_run(run_dir, args)
-            if not outcome.finished:
+            together = f" (seeds {_seed_list(job.seeds)} in one process)" if job.group else ""
+            print(f"\n[{i}/{len(jobs)}] {job.name}{together} -> {folder}", flush=True)
+            outcome = _ensure(suite, job, folder)
+            if outcome.finished:
+                print(f"  {outcome.action}", flush=True)
+            else:
                 print(f"  FAILED ({outcome.action}, exit code {outcome.returncode})", flush=True)
+        for spec in job.runs:
+            run_dir = run_folder(out, job, spec)
+            if runs.run_state(run_dir) is not runs.RunState.FINISHED:
                 continue
-            print(f"  {outcome.action}", flush=True)
-        elif runs.run_state(run_dir) is not runs.RunState.FINISHED:
-            continue
-        record = run_result(run_dir, spec)
-        runs.write_json(out / "results" / f"{spec.name}.json", record)
-        records.append(record)
+            record = run_result(run_dir, spec)
+            runs.write_json(out / "results" / f"{spec.name}.json", record)
+            records.append(record)
     return records
+
+
+def _ensure(suite: Suite, job: Job, folder: Path) -> runs.Outcome:
+    """Skips, resumes or trains ``job`` in ``folder`` through the CLI."""
+    spec = job.runs[0]
+
+    def args(seed: int | Sequence[int]) -> list[str]:
+        return runs.train_args(
+            algo=spec.algo.algo,
+            preset=spec.algo.preset,
+            env_id=spec.env.env_id,
+            seed=seed,
+            steps=spec.budget,
+            out=folder,
+            overrides=spec.overrides(suite),
+        )
+
+    if job.group:
+        return runs.ensure_group(folder, job.seeds, lambda seeds: args(list(seeds)))
+    return runs.ensure_run(folder, args(spec.seed))
 
 
 def summarize(
@@ -109,132 +144,10 @@ def summarize(
     for env in suite.envs:
         for budget in suite.budgets_of(env):
             for algo in suite.algos:
-                mine = [
-                    r
-                    for r in records
-                    if (r["env"], r["budget"], r["algo_name"]) == (env.env_id, budget, algo.algo)
-                ]
+                mine = records_of(records, env, budget, algo)
                 if mine:
                     rows.append(_row(env, budget, algo, mine, reps=reps, seed=seed))
     return rows
-
-
-def mean_curve(
-    records: Sequence[dict[str, Any]], *, reps: int = 2000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(grid, mean, low, high)`` of the seeds' evaluation curves on their common grid."""
-    seed_curves = [np.array(r["eval_curve"], dtype=np.float64).reshape(-1, 2).T for r in records]
-    grid, values = curves.align_curves([(s, v) for s, v in seed_curves])
-    if grid.size == 0:
-        return grid, grid, grid, grid
-    return (grid, *stats.bootstrap_mean_curve(values, reps=reps, seed=seed))
-
-
-def render_markdown(
-    suite: Suite,
-    rows: Sequence[dict[str, Any]],
-    info: dict[str, Any],
-    records: Sequence[dict[str, Any]] = (),
-) -> str:
-    """Markdown report: setup, machine, the table, and one line per run."""
-    budgets = sorted({b for e in suite.envs for b in suite.budgets_of(e)})
-    lines = [
-        f"# Sample efficiency: {', '.join(e.env_id for e in suite.envs)}",
-        "",
-        f"- suite `{suite.name}`; thresholds: "
-        f"{', '.join(f'{e.env_id} {_number(e.threshold)}' for e in suite.envs)}",
-        f"- budgets (real env steps): {', '.join(map(str, budgets))}; seeds: "
-        f"{', '.join(map(str, suite.seeds))}",
-        f"- algos (preset): {', '.join(f'{a.algo} ({a.preset})' for a in suite.algos)}",
-        f"- evaluation protocol (every run): {' '.join(suite.overrides) or 'preset defaults'}",
-        f"- {machine.format_machine(info)}",
-        "",
-        "Final return: mean over seeds of the final evaluation [95% bootstrap CI over seeds]. "
-        "Threshold columns: median env steps over the seeds that got there (seeds that did).",
-        "",
-        "| env | algo | budget | seeds | final return | first ≥ threshold | stays ≥ threshold from "
-        "| updates | wall s | env steps/s | device |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['env']} | {r['algo']} ({r['preset']}) | {r['budget']} | {r['seeds']} | "
-            f"{stats.Interval(**r['final_return']).format(1)} | {_steps_cell(r['first_reach'])} | "
-            f"{_steps_cell(r['stays_above_from'])} | {r['updates']:.0f} | "
-            f"{r['wall_seconds']:.0f} | {_number(r['steps_per_second'])} | {r['device']} |"
-        )
-    for warning in protocol_warnings(rows):
-        lines += ["", f"**Warning:** {warning}"]
-    lines += per_run_table(records)
-    lines += curve_tables(rows)
-    return "\n".join(lines) + "\n"
-
-
-def per_run_table(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Markdown: one row per run (seed), threshold steps as measured ('never' if not)."""
-    if not records:
-        return []
-    lines = [
-        "",
-        "### Per run",
-        "",
-        "| env | algo | budget | seed | first ≥ threshold | stays ≥ threshold from "
-        "| final return | wall s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in sorted(records, key=lambda r: (r["env"], r["algo"], r["budget"], r["seed"])):
-        reach = [
-            "–" if r["threshold"] is None else ("never" if v is None else f"{v:.0f}")
-            for v in (r["first_reach"], r["stays_above_from"])
-        ]
-        lines.append(
-            f"| {r['env']} | {r['algo']} | {r['budget']} | {r['seed']} | {reach[0]} | "
-            f"{reach[1]} | {r['final_eval_return']:.1f} | {r['wall_seconds']:.0f} |"
-        )
-    return lines
-
-
-def curve_tables(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Markdown: per (env, budget), eval return mean [95% CI] of each algo by env steps."""
-    lines: list[str] = []
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["env"], r["budget"]), []).append(r)
-    for (env, budget), group in groups.items():
-        grid = sorted({s for r in group for s in r["eval_steps"]})
-        lines += ["", f"### {env}, {budget} env steps: eval return, mean [95% CI over seeds]", ""]
-        lines += ["| env steps | " + " | ".join(r["algo"] for r in group) + " |"]
-        lines += ["|---:|" + "---:|" * len(group)]
-        for step in grid:
-            cells = []
-            for r in group:
-                if step in r["eval_steps"]:
-                    i = r["eval_steps"].index(step)
-                    cells.append(
-                        stats.Interval(
-                            r["eval_mean"][i], r["eval_low"][i], r["eval_high"][i]
-                        ).format(1)
-                    )
-                else:
-                    cells.append("–")
-            lines.append(f"| {step:.0f} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def protocol_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Differences between algos that break the like-for-like comparison."""
-    out = []
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["env"], r["budget"]), []).append(r)
-    for (env, budget), group in groups.items():
-        grids = {r["algo"]: tuple(r["eval_steps"]) for r in group}
-        if len(set(grids.values())) > 1:
-            out.append(f"{env} @ {budget}: the algos were evaluated at different env steps.")
-        steps = {r["algo"]: r["env_steps"] for r in group}
-        if any(s != budget for s in steps.values()):
-            out.append(f"{env} @ {budget}: env steps taken differ from the budget: {steps}.")
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,10 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"No finished runs under {out / 'runs'}; nothing to report.")
         return 1
     rows = summarize(suite, records, reps=args.reps)
+    judged = verdicts(suite, records, reps=args.reps)
     figures = write_figures(suite, records, rows, out, reps=args.reps)
-    report = render_markdown(suite, rows, info, records)
+    report = render_markdown(suite, rows, info, records, judged=judged, figures=figures)
     (out / "report.md").write_text(report)
-    runs.write_json(out / "summary.json", {"suite": dataclasses.asdict(suite), "rows": rows})
+    summary = {"suite": dataclasses.asdict(suite), "rows": rows, "verdicts": judged}
+    runs.write_json(out / "summary.json", summary)
     print("\n" + report)
     print(f"Finished in {time.time() - started:.0f} s. Wrote:")
     for path in (out / "report.md", out / "summary.json", out / "results", *figures):
@@ -314,41 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"{missing} run(s) did not finish; rerun the same command to resume them.")
     return 1 if missing else 0
-
-
-def write_figures(
-    suite: Suite,
-    records: Sequence[dict[str, Any]],
-    rows: Sequence[dict[str, Any]],
-    out: Path,
-    *,
-    reps: int = 2000,
-) -> list[Path]:
-    """One PNG per (env, budget): each algo's mean curve with its shaded 95 % interval."""
-    paths = []
-    for env in suite.envs:
-        for budget in suite.budgets_of(env):
-            series = {}
-            for algo in suite.algos:
-                mine = [
-                    r
-                    for r in records
-                    if (r["env"], r["budget"], r["algo_name"]) == (env.env_id, budget, algo.algo)
-                ]
-                grid, mean, low, high = mean_curve(mine, reps=reps) if mine else (np.zeros(0),) * 4
-                if grid.size:
-                    series[f"{algo.algo} ({len(mine)} seeds)"] = (grid, mean, low, high)
-            if series:
-                slug = env_slug(env.env_id)
-                paths.append(
-                    plots.band_curves(
-                        series,
-                        out / f"curves__{slug}__{budget}.png",
-                        title=f"{env.env_id}, {budget} real env steps",
-                        threshold=env.threshold,
-                    )
-                )
-    return paths
 
 
 def _row(
@@ -386,6 +266,10 @@ def _row(
     }
 
 
+def _seed_list(seeds: Sequence[int]) -> str:
+    return ",".join(map(str, seeds))
+
+
 def _reach_summary(values: Sequence[float | None], threshold: float | None) -> dict[str, Any]:
     reached = [v for v in values if v is not None]
     return {
@@ -395,18 +279,6 @@ def _reach_summary(values: Sequence[float | None], threshold: float | None) -> d
         "seeds": len(values),
         "per_seed": list(values),
     }
-
-
-def _number(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
-
-
-def _steps_cell(summary: dict[str, Any]) -> str:
-    if summary["threshold"] is None:
-        return "–"
-    if summary["median"] is None:
-        return f"never (0/{summary['seeds']})"
-    return f"{summary['median']:.0f} ({summary['reached']}/{summary['seeds']})"
 
 
 if __name__ == "__main__":

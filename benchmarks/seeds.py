@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.machine import describe_machine, format_machine
-from benchmarks.stats import bootstrap_mean
+from benchmarks.stats import bootstrap_mean, compare
 
 PATHS = ("host", "fused")
 
@@ -62,15 +62,6 @@ def run_path(path: str, args: argparse.Namespace, seeds: list[int]) -> dict[str,
 
 def final_returns(record: dict[str, Any]) -> np.ndarray:
     return np.asarray([s["final_eval_return"] for s in record["summaries"]], np.float64)
-
-
-def difference_interval(a: np.ndarray, b: np.ndarray, reps: int = 4000, seed: int = 0):
-    """Mean(b) - mean(a) with a 95% percentile bootstrap interval, seeds resampled per path."""
-    rng = np.random.default_rng(seed)
-    ra = a[rng.integers(0, a.size, size=(reps, a.size))].mean(axis=1)
-    rb = b[rng.integers(0, b.size, size=(reps, b.size))].mean(axis=1)
-    low, high = np.percentile(rb - ra, [2.5, 97.5])
-    return float(b.mean() - a.mean()), float(low), float(high)
 
 
 def report(out: Path, threshold: float) -> str:
@@ -111,13 +102,12 @@ def report(out: Path, threshold: float) -> str:
         cells = [f"{by_seed[p].get(k, float('nan')):.1f}" for p in records]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     if len(records) == 2:
-        d, low, high = difference_interval(
-            final_returns(records["host"]), final_returns(records["fused"])
-        )
-        verdict = "no detectable difference" if low <= 0 <= high else "the paths differ"
+        fused = compare(final_returns(records["fused"]), final_returns(records["host"]), reps=4000)
+        d = fused.difference
         lines += [
             "",
-            f"fused − host, mean final return: {d:.1f} [95% CI {low:.1f}, {high:.1f}]: {verdict}.",
+            f"fused − host, mean final return: {d.point:.1f} [95% CI {d.low:.1f}, {d.high:.1f}]: "
+            f"fused is {fused.against('host')}.",
         ]
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)

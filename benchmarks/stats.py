@@ -194,3 +194,102 @@ def _percentile_interval(point: float, replicates: np.ndarray, confidence: float
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(replicates, [tail, 100.0 - tail])
     return Interval(point, float(low), float(high))
+
+
+def digits(values: ArrayLike) -> int:
+    """Decimals that show returns of the scale of ``values`` to about 3 significant digits:
+    1 from 10 up (CartPole's hundreds), 2 from 1, else 3 (DeepSea's 0.99 against -0.001)."""
+    values = np.abs(np.asarray(values, dtype=np.float64).reshape(-1))
+    scale = float(values[np.isfinite(values)].max(initial=0.0))
+    return 1 if scale >= 10 else 2 if scale >= 1 else 3
+
+
+def difference_of_means(
+    a: ArrayLike, b: ArrayLike, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
+    """``mean(a) - mean(b)`` with a percentile bootstrap CI, the seeds of ``a: [n_a]`` and of
+    ``b: [n_b]`` resampled independently (two unpaired groups of runs)."""
+    a, b = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (a, b))
+    if a.size == 0 or b.size == 0:
+        raise ValueError("difference_of_means needs at least one value in each group")
+    rng = np.random.default_rng(seed)
+    ra = a[rng.integers(0, a.size, size=(reps, a.size))].mean(axis=1)
+    rb = b[rng.integers(0, b.size, size=(reps, b.size))].mean(axis=1)
+    return _percentile_interval(float(a.mean() - b.mean()), ra - rb, confidence)
+
+
+BETTER = "better"
+WORSE = "worse"
+TIED = "not distinguishable"
+TOO_FEW = "too few seeds"
+MIN_SEEDS = 3
+"""Seeds each side needs for a verdict: with fewer the bootstrap interval is too crude
+(with one seed it collapses to the point)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Whether the runs of ``a`` did better than those of ``b``, from the interval of the
+    difference of their mean final returns."""
+
+    verdict: str
+    """``better`` (the interval is above 0), ``worse`` (below 0), ``not distinguishable`` (it
+    holds 0) or ``too few seeds``."""
+    difference: Interval
+    """``mean(a) - mean(b)`` with its bootstrap interval."""
+    a: Interval
+    """Mean of ``a`` with its bootstrap interval."""
+    b: Interval
+    """Mean of ``b`` with its bootstrap interval."""
+    confidence: float = 0.95
+    """Coverage of the intervals."""
+
+    def against(self, other: str) -> str:
+        """The verdict in words against ``other`` (``verdict_words``)."""
+        return verdict_words(self.verdict, other)
+
+    def format(self, digits: int = 1) -> str:
+        """The numbers: ``480.1 vs 410.0, difference +70.1 [95% CI 12.0, 130.5]``."""
+        d = self.difference
+        return (
+            f"{self.a.point:.{digits}f} vs {self.b.point:.{digits}f}, "
+            f"difference {d.point:+.{digits}f} [{100 * self.confidence:g}% CI "
+            f"{d.low:.{digits}f}, {d.high:.{digits}f}]"
+        )
+
+
+def verdict_words(verdict: str, other: str) -> str:
+    """A verdict against ``other`` in words: ``better than ppo``, ``worse than ppo``, ``not
+    distinguishable from ppo`` or ``not comparable with ppo (too few seeds)``."""
+    if verdict in (BETTER, WORSE):
+        return f"{verdict} than {other}"
+    if verdict == TIED:
+        return f"{verdict} from {other}"
+    return f"not comparable with {other} ({verdict})"
+
+
+def compare(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    min_seeds: int = MIN_SEEDS,
+) -> Comparison:
+    """The verdict on ``a`` against ``b`` (per-seed final returns ``[n_a]``, ``[n_b]``): better
+    or worse where the ``confidence`` interval of ``mean(a) - mean(b)`` excludes 0, else not
+    distinguishable; ``too few seeds`` where either side has fewer than ``min_seeds``."""
+    a, b = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (a, b))
+    difference = difference_of_means(a, b, reps=reps, confidence=confidence, seed=seed)
+    mean_a = bootstrap_mean(a, reps=reps, confidence=confidence, seed=seed)
+    mean_b = bootstrap_mean(b, reps=reps, confidence=confidence, seed=seed)
+    if min(a.size, b.size) < min_seeds:
+        verdict = TOO_FEW
+    elif difference.low > 0:
+        verdict = BETTER
+    elif difference.high < 0:
+        verdict = WORSE
+    else:
+        verdict = TIED
+    return Comparison(verdict, difference, mean_a, mean_b, confidence)

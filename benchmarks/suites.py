@@ -24,6 +24,13 @@ class EnvSpec:
     overrides: tuple[str, ...] = ()
     """``[ALGO:]key=value`` overrides for this env's runs (``ALGO:`` for one algorithm only),
     e.g. an env option such as MinAtar's frames as images for EfficientZero."""
+    label: str = ""
+    """How the report names the env (``bsuite DeepSea, size 10``); empty: its id."""
+
+    @property
+    def title(self) -> str:
+        """The env's name in the report: its label, else its id."""
+        return self.label or self.env_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +61,9 @@ class Suite:
     """Seeds of each (env, algo, budget)."""
     overrides: tuple[str, ...] = ()
     """Overrides applied to every run: the shared evaluation protocol."""
+    eval_fraction: float | None = None
+    """Evaluate every this fraction of each run's budget (``run.eval_every``, every algo);
+    None: as ``overrides`` or the presets say."""
 
     def budgets_of(self, env: EnvSpec) -> tuple[int, ...]:
         """The budgets ``env`` runs at: its own, else the suite's."""
@@ -70,8 +80,12 @@ class RunSpec:
     seed: int
 
     def overrides(self, suite: Suite) -> tuple[str, ...]:
-        """The run's overrides: the suite's, the algorithm's, then the env's (an env override
-        ``ALGO:key=value`` only for that algorithm)."""
+        """The run's overrides: the suite's (with its evaluation period), the algorithm's,
+        then the env's (an env override ``ALGO:key=value`` only for that algorithm)."""
+        common = suite.overrides
+        if suite.eval_fraction is not None:
+            every = max(1, round(self.budget * suite.eval_fraction))
+            common = (*common, f"run.eval_every={every}")
         own = []
         for item in self.env.overrides:
             head, sep, rest = item.partition(":")
@@ -79,12 +93,64 @@ class RunSpec:
                 own.append(item)
             elif head == self.algo.algo:
                 own.append(rest)
-        return (*suite.overrides, *self.algo.overrides, *own)
+        return (*common, *self.algo.overrides, *own)
 
     @property
     def name(self) -> str:
         """Folder and file stem: ``CartPole-v1__dqn__5000__seed0``."""
         return f"{env_slug(self.env.env_id)}__{self.algo.algo}__{self.budget}__seed{self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One call of the CLI: a single run, or the seeds of one (env, algo, budget) trained
+    together in one process (``train --seeds``, seeds vmapped in the fused loop)."""
+
+    runs: tuple[RunSpec, ...]
+    """The runs it trains, ``[seeds]`` for a group, one otherwise."""
+    group: bool
+    """Whether it is a group (a folder ``<name>/seed<k>`` per seed) or a single run (a
+    folder ``<name>``)."""
+
+    @property
+    def name(self) -> str:
+        """Folder name: the run's, or ``CartPole-v1__efficientzero__5000`` for a group."""
+        first = self.runs[0]
+        if not self.group:
+            return first.name
+        return f"{env_slug(first.env.env_id)}__{first.algo.algo}__{first.budget}"
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(r.seed for r in self.runs)
+
+
+def trains_fused(env: EnvSpec, algo: AlgoSpec) -> bool:
+    """Whether ``algo`` trains ``env`` in the fused loop, where seeds vmap: EfficientZero on a
+    JAX-native env (``gymnax:<id>`` or a factory marked ``jax_native``)."""
+    import envs
+
+    return algo.algo == "efficientzero" and (
+        envs.is_jax_env_id(env.env_id) or envs.is_jax_factory_id(env.env_id)
+    )
+
+
+def suite_jobs(suite: Suite) -> list[Job]:
+    """The CLI calls that train ``suite``: in ``suite_runs`` order, except that the seeds of
+    a fused (env, algo, budget) are one group, at the place of its first seed."""
+    jobs: list[Job] = []
+    grouped: set[tuple[str, str, int]] = set()
+    for spec in suite_runs(suite):
+        if not trains_fused(spec.env, spec.algo):
+            jobs.append(Job((spec,), group=False))
+            continue
+        key = (spec.env.env_id, spec.algo.algo, spec.budget)
+        if key in grouped:
+            continue
+        grouped.add(key)
+        seeds = [dataclasses.replace(spec, seed=k) for k in suite.seeds]
+        jobs.append(Job(tuple(seeds), group=True))
+    return jobs
 
 
 def env_slug(env_id: str) -> str:
@@ -119,13 +185,26 @@ def _three_algos(ez_preset: str = "default") -> tuple[AlgoSpec, ...]:
     )
 
 
+CARTPOLE = EnvSpec("gymnax:CartPole-v1", threshold=475.0, label="CartPole-v1")
+"""CartPole-v1 as gymnax ports it: EfficientZero's seeds train in one process (the fused
+loop, seeds vmapped), DQN and PPO step it through the gymnasium view."""
+DEEP_SEA = EnvSpec(
+    "envs.grids:make_deep_sea",
+    threshold=0.9,
+    budgets=(20_000,),
+    overrides=('env.options={"size": 10}',),
+    label="DeepSea (bsuite), size 10",
+)
+"""bsuite DeepSea at size 10 (``envs.grids``): the best return is 0.99, any other at most 0,
+so 0.9 means (nearly) every evaluation episode found the treasure."""
+
 SUITES = {
     "cartpole": Suite(
         name="cartpole",
-        envs=(EnvSpec("CartPole-v1", threshold=475.0),),
+        envs=(CARTPOLE,),
         algos=tuple(AlgoSpec(a, "cartpole") for a in ALGOS),
         budgets=(5_000,),
-        seeds=(0,),
+        seeds=(0, 1, 2),
         overrides=("run.eval_every=500", "run.eval_episodes=8", "run.final_eval_episodes=8"),
     ),
     "atari": Suite(
@@ -142,14 +221,23 @@ SUITES = {
             EnvSpec("CartPole-v1", threshold=475.0, budgets=(5_000,)),
             EnvSpec("MountainCar-v0", threshold=-110.0, budgets=(20_000,)),
             EnvSpec("LunarLander-v3", threshold=200.0, budgets=(50_000,)),
-            EnvSpec("gymnax:Breakout-MinAtar", budgets=(50_000,)),
-            EnvSpec("gymnax:DeepSea-bsuite", threshold=0.99, budgets=(20_000,)),
-            EnvSpec("envs.examples:make_corridor", budgets=(5_000,)),
+            EnvSpec(
+                "gymnax:Breakout-MinAtar", budgets=(MINATAR_BUDGET,), overrides=(MINATAR_IMAGE,)
+            ),
+            DEEP_SEA,
+            EnvSpec("envs.examples:make_corridor", budgets=(5_000,), label="corridor, length 8"),
+            EnvSpec(
+                "envs.grids:make_minigrid",
+                budgets=(20_000,),
+                overrides=('env.options={"name": "MiniGrid-DoorKey-5x5-v0"}',),
+                label="MiniGrid-DoorKey-5x5",
+            ),
         ),
         algos=_three_algos(),
         budgets=(20_000,),
-        seeds=(0, 1, 2),
+        seeds=(0, 1, 2, 3, 4),
         overrides=("run.eval_episodes=8", "run.final_eval_episodes=16"),
+        eval_fraction=0.1,
     ),
     "catch": Suite(
         name="catch",
@@ -181,15 +269,21 @@ SUITES = {
 }
 """Suites by name. Their evaluation overrides repeat the EfficientZero presets' protocol
 (``cartpole``: 8 episodes every 500 steps; ``atari100k``: 8 every 10k, 32 at the end) so
-that every algorithm is evaluated the same way. ``cartpole`` with its one seed is sized for
-under 10 minutes on 2 CPU cores; ``atari`` needs a GPU.
+that every algorithm is evaluated the same way. EfficientZero's seeds on a JAX-native env
+train together (``suite_jobs``).
 
-``classic`` is the robustness suite of the ``default`` preset against the baselines' general
-presets, each env at its own budget. LunarLander needs gymnasium's box2d extra (``pip install
-"gymnasium[box2d]"``); the gymnax envs (MinAtar Breakout, bsuite DeepSea at its default size
-8: gymnax's ``size`` option is not a registered id) run through ``envs.make`` for DQN and PPO
-and fused for EfficientZero. MiniGrid-DoorKey-5x5 is left out: its dict observations need an
-image wrapper that ``envs`` does not ship yet.
+``cartpole`` (``make run``) runs 3 seeds of each algorithm on gymnax's CartPole-v1 with its
+``cartpole`` preset, sized for 10 minutes on 2 CPU cores: EfficientZero's 3 seeds in one
+fused process; ``atari`` needs a GPU.
+
+``classic`` (``make suite``) is the robustness suite of the ``default`` preset against the
+baselines' general presets, 5 seeds, each env at its own budget and evaluated every tenth of
+it: CartPole-v1 5k, MountainCar-v0 20k, LunarLander-v3 50k (Box2D, from the ``classic``
+extra), MinAtar Breakout 20k (frames as images for EfficientZero), bsuite DeepSea at size 10
+20k (``envs.grids:make_deep_sea``; gymnax registers only size 8), the project's corridor 5k,
+and MiniGrid-DoorKey-5x5 20k through its 7x7x3 image view (``envs.grids:make_minigrid``,
+the ``minigrid`` package of the ``classic`` extra). The gymnax envs run through ``envs.make``
+for DQN and PPO and fused for EfficientZero.
 
 ``catch`` is the small env of ``envs.examples.make_catch`` (random play about -0.6) at 3k
 steps. ``minatar`` runs MinAtar Breakout and Freeway with EfficientZero on the frames as

@@ -11,14 +11,23 @@ venv = envs.make_vector("ALE/Pong-v5", 8, seed=0)        # SAME_STEP autoreset
 ```
 
 JAX-native environments (``envs.make_jax("gymnax:CartPole-v1")``, ``JaxEnv``) run the fused
-loop, whole runs inside ``jit``.
+loop, whole runs inside ``jit``. ``envs.grids`` makes the benchmark suites' grid worlds:
+bsuite DeepSea at a chosen size (JAX-native) and MiniGrid envs through their image view.
 
-This package depends on gymnasium, ale-py, numpy and jax (gymnax for ``gymnax:`` ids); it
-never imports ``dreamer``.
+This package depends on gymnasium, ale-py, numpy and jax (gymnax for ``gymnax:`` ids,
+minigrid for ``envs.grids:make_minigrid``); it never imports ``dreamer``.
 """
 
 from envs.atari import MODES, Atari100kEnv, AtariOptions
-from envs.jax_envs import JaxEnv, JaxEnvError, is_jax_env_id, jax_native, make_jax, try_make_jax
+from envs.jax_envs import (
+    JaxEnv,
+    JaxEnvError,
+    is_jax_env_id,
+    is_jax_factory_id,
+    jax_native,
+    make_jax,
+    try_make_jax,
+)
 from envs.registry import EnvFactory, EnvFactoryError, make, make_vector, register
 
 __all__ = [
@@ -30,6 +39,7 @@ __all__ = [
     "JaxEnv",
     "JaxEnvError",
     "is_jax_env_id",
+    "is_jax_factory_id",
     "jax_native",
     "make_jax",
     "try_make_jax",

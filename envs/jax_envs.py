@@ -62,16 +62,20 @@ class GymnasiumView(gymnasium.Env):
     ``terminated``/``truncated`` is already the next episode's first (gymnasium's vector env
     then resets again, from a fresh key). A loop that bootstraps a truncated episode from its
     last observation sees that first observation instead.
+
+    A step is one call of a jitted function (the key split included) and one transfer of its
+    results to the host; views made by ``make_gymnasium`` with the same id and options share
+    their compiled functions, so an evaluation that makes fresh envs does not compile again.
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, env: JaxEnv):
+    def __init__(self, env: JaxEnv, compiled: tuple[Callable, Callable] | None = None):
+        """``compiled``: ``jitted(env)`` of an env with the same functions, to share."""
         self.env = env
         self.observation_space = env.observation_space
         self.action_space = env.action_space
-        self._reset = jax.jit(env.reset)
-        self._step = jax.jit(env.step)
+        self._reset, self._step = compiled or jitted(env)
         self._key = jax.random.PRNGKey(0)
         self._state = None
 
@@ -79,21 +83,44 @@ class GymnasiumView(gymnasium.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._key = jax.random.PRNGKey(seed)
-        self._key, sub = jax.random.split(self._key)
-        obs, self._state = self._reset(sub)
+        self._key, obs, self._state = self._reset(self._key)
         return np.asarray(obs), {}
 
     def step(self, action: Any):
-        self._key, sub = jax.random.split(self._key)
-        obs, self._state, reward, terminated, truncated = self._step(
-            sub, self._state, jnp.asarray(action, jnp.int32)
-        )
+        self._key, self._state, out = self._step(self._key, self._state, np.int32(action))
+        obs, reward, terminated, truncated = jax.device_get(out)
         return np.asarray(obs), float(reward), bool(terminated), bool(truncated), {}
+
+
+def jitted(env: JaxEnv) -> tuple[Callable, Callable]:
+    """``env``'s reset and step, jitted, each splitting the view's key first:
+    ``reset(key) -> (key, obs, state)``, ``step(key, state, action) -> (key, state, (obs,
+    reward, terminated, truncated))``."""
+
+    def reset(key: jax.Array) -> tuple[jax.Array, jax.Array, Any]:
+        key, sub = jax.random.split(key)
+        obs, state = env.reset(sub)
+        return key, obs, state
+
+    def step(key: jax.Array, state: Any, action: jax.Array) -> tuple:
+        key, sub = jax.random.split(key)
+        obs, state, reward, terminated, truncated = env.step(sub, state, action)
+        return key, state, (obs, reward, terminated, truncated)
+
+    return jax.jit(reset), jax.jit(step)
+
+
+_COMPILED: dict[str, tuple[JaxEnv, tuple[Callable, Callable]]] = {}
+"""``make_gymnasium``'s envs and their jitted functions, by id and options."""
 
 
 def make_gymnasium(env_id: str, **options: Any) -> GymnasiumView:
     """The JAX-native env ``env_id`` (``gymnax:<id>``) as a gymnasium env."""
-    return GymnasiumView(make_jax(env_id, **options))
+    key = f"{env_id} {sorted(options.items())!r}"
+    if key not in _COMPILED:
+        env = make_jax(env_id, **options)
+        _COMPILED[key] = env, jitted(env)
+    return GymnasiumView(*_COMPILED[key])
 
 
 class JaxEnvError(ValueError):
@@ -102,8 +129,8 @@ class JaxEnvError(ValueError):
 
 def is_jax_env_id(env_id: str) -> bool:
     """Whether ``env_id`` names a JAX-native env without making it: ``gymnax:<id>``. (A
-    ``module:factory`` id is JAX-native if its factory returns a ``JaxEnv``: see
-    ``try_make_jax``.)"""
+    ``module:factory`` id is JAX-native if its factory is marked ``jax_native``: see
+    ``is_jax_factory_id``.)"""
     return env_id.startswith(GYMNAX_PREFIX)
 
 
@@ -122,14 +149,8 @@ def try_make_jax(env_id: str, **options: Any) -> JaxEnv | None:
     """``make_jax(env_id)`` if ``env_id`` is JAX-native, else None (a gymnasium env)."""
     if env_id.startswith(GYMNAX_PREFIX):
         return _from_gymnax(env_id[len(GYMNAX_PREFIX) :], **options)
-    if ":" not in env_id or "/" in env_id:
-        return None
-    module_name, _, attr = env_id.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        return None  # the gymnasium registry reports it
-    if not getattr(factory, "jax_native", False):
+    factory = _jax_factory(env_id)
+    if factory is None:
         return None
     env = factory(**options)
     if not isinstance(env, JaxEnv):
@@ -138,6 +159,24 @@ def try_make_jax(env_id: str, **options: Any) -> JaxEnv | None:
         )
     check_jax_env(env)
     return env
+
+
+def is_jax_factory_id(env_id: str) -> bool:
+    """Whether ``env_id`` is a ``package.module:factory`` marked ``jax_native``, without making
+    the env (the module is imported)."""
+    return _jax_factory(env_id) is not None
+
+
+def _jax_factory(env_id: str) -> Callable[..., JaxEnv] | None:
+    """The factory of a ``package.module:factory`` id marked ``jax_native``, else None."""
+    if ":" not in env_id or "/" in env_id or env_id.startswith(GYMNAX_PREFIX):
+        return None
+    module_name, _, attr = env_id.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return None  # the gymnasium registry reports it
+    return factory if getattr(factory, "jax_native", False) else None
 
 
 def jax_native(factory: Callable[..., JaxEnv]) -> Callable[..., JaxEnv]:

@@ -7,6 +7,7 @@ contract's format, so no test starts ``python -m dreamer``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from benchmarks import (
     aggregate,
     atari100k,
     curves,
+    efficiency_report,
     machine,
     published,
     runs,
@@ -154,7 +156,7 @@ def test_scores_module_entry_point_all():
     assert "efficient_zero_v2" in done.stdout and "no published values" in done.stdout
 
 
-@pytest.mark.parametrize("module", ["atari100k", "aggregate", "sample_efficiency"])
+@pytest.mark.parametrize("module", ["atari100k", "aggregate", "sample_efficiency", "ablation"])
 def test_module_entry_points_parse_arguments(module):
     done = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{module}", "--help"],
@@ -193,7 +195,7 @@ def test_ale_ids_are_registered():
 
 def write_run(run_dir: Path, *, algo, env_id, seed, steps, curve, final_returns, finish=True):
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"run": {"seed": seed, "env_steps": steps, "eval_every": 500}}
+    config = {"env": {"id": env_id}, "run": {"seed": seed, "env_steps": steps, "eval_every": 500}}
     (run_dir / "config.json").write_text(json.dumps({"algo": algo, "config": config}))
     with open(run_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -223,7 +225,8 @@ def write_run(run_dir: Path, *, algo, env_id, seed, steps, curve, final_returns,
 
 
 class FakeCli:
-    """Stands in for ``runs.launch``: records calls and writes the run folder they ask for."""
+    """Stands in for ``runs.launch``: records calls and writes the run folders they ask for
+    (one per seed with ``--seeds``, a group folder as ``train --seeds`` writes it)."""
 
     def __init__(self, final_return):
         self.calls: list[list[str]] = []
@@ -232,15 +235,40 @@ class FakeCli:
     def __call__(self, args):
         self.calls.append(list(args))
         if args[0] == "resume":
-            run_dir = Path(args[1])
-            meta = json.loads((run_dir / "config.json").read_text())
-            env_id = "ALE/" + run_dir.name.split("__")[0] + "-v5"
-            seed, steps = meta["config"]["run"]["seed"], meta["config"]["run"]["env_steps"]
-            algo = meta["algo"]
-        else:
-            opts = dict(zip(args[1::2], args[2::2], strict=False))
-            run_dir, env_id, algo = Path(opts["--out"]), opts["--env"], opts["--algo"]
-            seed, steps = int(opts["--seed"]), int(opts["--steps"])
+            folder = Path(args[1])
+            if (folder / "group.json").exists():
+                for k in json.loads((folder / "group.json").read_text())["seeds"]:
+                    if not (folder / f"seed{k}" / "summary.json").exists():
+                        self.finish(folder / f"seed{k}")
+            else:
+                self.finish(folder)
+            return 0
+        opts = dict(zip(args[1::2], args[2::2], strict=False))
+        out, env_id, algo, steps = (
+            Path(opts["--out"]),
+            opts["--env"],
+            opts["--algo"],
+            opts["--steps"],
+        )
+        if "--seeds" not in opts:
+            self.write(out, env_id, algo, int(opts["--seed"]), int(steps))
+            return 0
+        seeds = [int(k) for k in opts["--seeds"].split(",")]
+        out.mkdir(parents=True, exist_ok=True)
+        group = {"algo": algo, "seeds": seeds, "fused": True}
+        (out / "group.json").write_text(json.dumps(group))
+        for k in seeds:
+            self.write(out / f"seed{k}", env_id, algo, k, int(steps))
+        return 0
+
+    def finish(self, run_dir: Path) -> None:
+        """Finishes the interrupted run in ``run_dir`` with its config's env, seed, budget."""
+        meta = json.loads((run_dir / "config.json").read_text())
+        config = meta["config"]
+        env_id = config["env"]["id"]
+        self.write(run_dir, env_id, meta["algo"], config["run"]["seed"], config["run"]["env_steps"])
+
+    def write(self, run_dir: Path, env_id: str, algo: str, seed: int, steps: int) -> None:
         final = self.final_return(env_id, algo, seed)
         curve = [(s, final * s / steps) for s in range(500, steps + 1, 500)]
         write_run(
@@ -252,7 +280,6 @@ class FakeCli:
             curve=curve,
             final_returns=[final - 1.0, final + 1.0],
         )
-        return 0
 
 
 def ez_fraction(env_id, algo, seed):
@@ -434,58 +461,167 @@ def test_customize_suite_and_per_algo_overrides():
         "run.eval_every=100",
     )
     assert len(suites.suite_runs(suite)) == 4
-    assert suites.suite_runs(suite)[0].name == "CartPole-v1__dqn__1000__seed0"
+    assert suites.suite_runs(suite)[0].name == "gymnax-CartPole-v1__dqn__1000__seed0"
     with pytest.raises(ValueError, match="unknown algos"):
         suites.customize(suites.SUITES["cartpole"], algos=["sac"])
 
 
 def test_sample_efficiency_suite_end_to_end(tmp_path, monkeypatch, capsys):
+    """The cartpole suite (`make run`): EfficientZero's seeds in one group call, the
+    baselines one call per seed; the report's table, verdict and figure."""
     returns = {"efficientzero": 500.0, "dqn": 300.0, "ppo": 200.0}
     fake = FakeCli(lambda env_id, algo, seed: returns[algo] + 10 * seed)
     monkeypatch.setattr(runs, "launch", fake)
     monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
     out = tmp_path / "se"
-    argv = [
-        "--suite",
-        "cartpole",
-        "--steps",
-        "2000",
-        "--seeds",
-        "0,1",
-        "--out",
-        str(out),
-        "--set",
-        "ppo:optim.lr=0.1",
-        "--reps",
-        "200",
-    ]
+    argv = ["--suite", "cartpole", "--steps", "2000", "--out", str(out)]
+    argv += ["--set", "ppo:optim.lr=0.1", "--reps", "200"]
 
     assert sample_efficiency.main(argv) == 0
     printed = capsys.readouterr().out
     assert "Machine: test" in printed and str(out / "report.md") in printed
-    assert len(fake.calls) == 6
+    assert "(seeds 0,1,2 in one process)" in printed
+    group = out / "runs" / "gymnax-CartPole-v1__efficientzero__2000"
+    assert fake.calls[0][:8] == [
+        "train", "--algo", "efficientzero", "--preset", "cartpole", "--env",
+        "gymnax:CartPole-v1", "--seeds",
+    ]  # fmt: skip
+    assert fake.calls[0][8:12] == ["0,1,2", "--steps", "2000", "--out"]
+    assert fake.calls[0][12] == str(group)
+    assert len(fake.calls) == 7  # one group, then dqn and ppo per seed
+    assert [c[2] for c in fake.calls[1:3]] == ["dqn", "ppo"]
     ppo_calls = [c for c in fake.calls if c[2] == "ppo"]
     assert all("optim.lr=0.1" in c for c in ppo_calls)
     assert not any("optim.lr=0.1" in c for c in fake.calls if c[2] != "ppo")
     assert all("run.eval_every=500" in c for c in fake.calls)
+    assert sorted(p.name for p in group.iterdir()) == ["group.json", "seed0", "seed1", "seed2"]
 
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["algo"]: r for r in summary["rows"]}
     ez = rows["efficientzero"]
-    assert ez["final_return"]["point"] == pytest.approx(505.0)
+    assert ez["seeds"] == 3 and ez["final_return"]["point"] == pytest.approx(510.0)
+    assert ez["final_return"]["low"] < 510.0 < ez["final_return"]["high"]  # an interval
     # Curves rise linearly to the final return: 500 * s / 2000 >= 475 first at s = 2000.
-    assert ez["first_reach"]["median"] == 2000 and ez["first_reach"]["reached"] == 2
-    assert ez["stays_above_from"]["per_seed"] == [2000, 2000]
+    assert ez["first_reach"]["median"] == 2000 and ez["first_reach"]["reached"] == 3
+    assert ez["stays_above_from"]["per_seed"] == [2000, 2000, 2000]
     assert rows["dqn"]["first_reach"]["median"] is None
     assert ez["eval_steps"] == [500, 1000, 1500, 2000]
-    assert (out / "curves__CartPole-v1__2000.png").stat().st_size > 1000
-    assert "never (0/2)" in (out / "report.md").read_text()
-    record = json.loads((out / "results" / "CartPole-v1__dqn__2000__seed1.json").read_text())
+    assert (out / "curves__gymnax-CartPole-v1__2000.png").stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert "never (0/3)" in report and "seeds: 0, 1, 2 (3 per algorithm and env)" in report
+    assert "| CartPole-v1 | efficientzero (cartpole) | 2000 | 3 | 510.0 [" in report
+    assert "- **CartPole-v1, 2000 steps**: EfficientZero is **better than dqn** (mean " in report
+    assert "![curves__gymnax-CartPole-v1__2000](curves__gymnax-CartPole-v1__2000.png)" in report
+    (verdict,) = summary["verdicts"]
+    assert (verdict["baseline"], verdict["verdict"]) == ("dqn", "better")
+    assert verdict["difference"]["point"] == pytest.approx(200.0)
+    record = json.loads((out / "results" / "gymnax-CartPole-v1__dqn__2000__seed1.json").read_text())
     assert record["final_eval_return"] == 310.0 and record["first_reach"] is None
+    ez_record = json.loads(
+        (out / "results" / "gymnax-CartPole-v1__efficientzero__2000__seed2.json").read_text()
+    )
+    assert ez_record["run_dir"] == str(group / "seed2") and ez_record["seed"] == 2
 
     fake.calls.clear()  # a second invocation finds every run finished
     assert sample_efficiency.main(argv) == 0
     assert fake.calls == []
+
+
+def test_an_interrupted_group_is_resumed_and_missing_seeds_trained_together(tmp_path, monkeypatch):
+    fake = FakeCli(lambda env_id, algo, seed: 100.0)
+    monkeypatch.setattr(runs, "launch", fake)
+    monkeypatch.setattr(  # a test checkpoint: the folder exists
+        runs, "latest_checkpoint", lambda d: 1000 if (Path(d) / "checkpoints").is_dir() else None
+    )
+    group = tmp_path / "group"
+    kwargs = dict(algo="efficientzero", env_id="gymnax:CartPole-v1", steps=2000, curve=[(500, 1.0)])
+    for k in (0, 1):  # a group of seeds 0 and 1, stopped after a checkpoint
+        write_run(group / f"seed{k}", seed=k, final_returns=[1.0], finish=False, **kwargs)
+        (group / f"seed{k}" / "checkpoints").mkdir()
+    (group / "group.json").write_text(json.dumps({"algo": "efficientzero", "seeds": [0, 1]}))
+    # seed 3 stopped before its first checkpoint; seed 2 never started
+    write_run(group / "seed3", seed=3, final_returns=[1.0], finish=False, **kwargs)
+
+    def train(seeds):
+        return runs.train_args(
+            algo="efficientzero", preset="cartpole", env_id="gymnax:CartPole-v1",
+            seed=list(seeds), steps=2000, out=group,
+        )  # fmt: skip
+
+    outcome = runs.ensure_group(group, [0, 1, 2, 3], train)
+    assert fake.calls[0] == ["resume", str(group)]
+    assert fake.calls[1][:10] == [
+        "train", "--algo", "efficientzero", "--preset", "cartpole", "--env",
+        "gymnax:CartPole-v1", "--seeds", "2,3", "--steps",
+    ]  # fmt: skip
+    assert len(fake.calls) == 2 and outcome.finished and outcome.action == "resumed, trained"
+    assert runs.group_state(group, [0, 1, 2, 3]) == dict.fromkeys(range(4), runs.RunState.FINISHED)
+    fake.calls.clear()
+    assert runs.ensure_group(group, [0, 1, 2, 3], train).action == "skipped"
+    assert fake.calls == []
+
+
+def fake_record(env_id, algo, seed, final):
+    return {"env": env_id, "budget": 1000, "algo_name": algo, "seed": seed,
+            "final_eval_return": final}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "ez, dqn, ppo, baseline, verdict",
+    [
+        ([480, 490, 500], [100, 120, 140], [300, 310, 320], "ppo", "better"),
+        ([100, 110, 120], [100, 120, 140], [300, 310, 320], "ppo", "worse"),
+        ([200, 300, 400], [100, 120, 140], [250, 300, 350], "ppo", "not distinguishable"),
+        ([480, 490], [100, 120], [300, 310], "ppo", "too few seeds"),
+        ([480, 490, 500], [100, 120, 140], [], "dqn", "better"),  # PPO did not finish
+        ([], [100, 120, 140], [300, 310, 320], None, None),
+    ],
+)
+def test_verdict_per_env_against_the_best_baseline(ez, dqn, ppo, baseline, verdict):
+    suite = suites.customize(
+        suites.SUITES["cartpole"], envs=["my_env:make"], steps=[1000], seeds=[0, 1, 2]
+    )
+    records = [
+        fake_record("my_env:make", algo, k, float(v))
+        for algo, values in (("efficientzero", ez), ("dqn", dqn), ("ppo", ppo))
+        for k, v in enumerate(values)
+    ]
+    (judged,) = efficiency_report.verdicts(suite, records, reps=2000)
+    assert (judged["baseline"], judged["verdict"]) == (baseline, verdict)
+    if verdict is None:
+        expected = "**my_env:make, 1000 steps**: no verdict (no finished run of EfficientZero)."
+        assert judged["text"] == expected
+        return
+    words = {"better": "better than", "worse": "worse than", "not distinguishable": "not "
+             "distinguishable from", "too few seeds": "not comparable with"}[verdict]  # fmt: skip
+    assert f"EfficientZero is **{words} {baseline}" in judged["text"]
+    d = judged["difference"]
+    assert d["point"] == pytest.approx(np.mean(ez) - np.mean(dqn if baseline == "dqn" else ppo))
+
+
+def test_report_has_a_figure_and_a_verdict_per_env(tmp_path, monkeypatch, capsys):
+    fake = FakeCli(lambda env_id, algo, seed: {"dqn": 0.5, "ppo": 0.6}.get(algo, 0.9) + seed / 100)
+    monkeypatch.setattr(runs, "launch", fake)
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    out = tmp_path / "two"
+    argv = ["--suite", "classic", "--envs", "CartPole-v1,envs.grids:make_deep_sea"]
+    argv += ["--steps", "1000", "--seeds", "0-2", "--out", str(out), "--reps", "200"]
+    assert sample_efficiency.main(argv) == 0
+    # DeepSea is JAX-native: EfficientZero's seeds in one call; CartPole-v1 is gymnasium's.
+    ez_calls = [c for c in fake.calls if c[2] == "efficientzero"]
+    deep_sea_id = "envs.grids:make_deep_sea"
+    assert [c[6] for c in ez_calls] == ["CartPole-v1", deep_sea_id, "CartPole-v1", "CartPole-v1"]
+    deep_sea = [c for c in fake.calls if c[6] == "envs.grids:make_deep_sea"]
+    assert all('env.options={"size": 10}' in c for c in deep_sea)
+    assert all("run.eval_every=100" in c for c in fake.calls)  # a tenth of the budget
+    report = (out / "report.md").read_text()
+    for slug, title in (("CartPole-v1", "CartPole-v1"), ("envs.grids-make_deep_sea", "DeepSea")):
+        assert (out / f"curves__{slug}__1000.png").stat().st_size > 1000
+        assert f"- **{title}" in report
+    assert "| DeepSea (bsuite), size 10 | `envs.grids:make_deep_sea` | 1000 | 0.9 |" in report
+    assert report.count("EfficientZero is **better than ppo**") == 2
+    assert "### DeepSea (bsuite), size 10, 1000 env steps: eval return" in report
+    assert "| DeepSea (bsuite), size 10 | ppo | 1000 | 2 | never | never | 0.620 |" in report
 
 
 def test_same_budget_comparison_on_your_own_env(tmp_path, monkeypatch, capsys):
@@ -506,7 +642,8 @@ def test_same_budget_comparison_on_your_own_env(tmp_path, monkeypatch, capsys):
     out = tmp_path / "results" / "sample_efficiency" / "my_pkg.my_envs-make_grid"
     report = (out / "report.md").read_text()
     assert report.startswith(f"# Sample efficiency: {grid}\n")
-    assert f"thresholds: {grid} 0.9" in report and "suite `cartpole`" not in report
+    assert f"| {grid} | `{grid}` | 1000 | 0.9 | – |" in report and "suite `cartpole`" not in report
+    assert "not comparable with ppo (too few seeds)" in report  # 2 seeds: no verdict
     rows = {r["algo"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
     # Curves rise linearly to the final return: 0.93 * s / 1000 >= 0.9 first at s = 1000.
     assert rows["efficientzero"]["stays_above_from"]["per_seed"] == [1000, 1000]
@@ -531,16 +668,62 @@ def test_baselines_script_takes_the_same_seeds_syntax(tmp_path, capsys):
 
 
 def test_classic_suite_runs_each_env_at_its_own_budget():
-    from benchmarks.suites import SUITES, customize, suite_runs
+    from benchmarks.suites import SUITES, customize, suite_jobs, suite_runs
 
     suite = SUITES["classic"]
     runs = suite_runs(suite)
     budgets = {(r.env.env_id, r.budget) for r in runs}
-    assert ("CartPole-v1", 5_000) in budgets and ("LunarLander-v3", 50_000) in budgets
+    assert budgets == {
+        ("CartPole-v1", 5_000),
+        ("MountainCar-v0", 20_000),
+        ("LunarLander-v3", 50_000),
+        ("gymnax:Breakout-MinAtar", 20_000),
+        ("envs.grids:make_deep_sea", 20_000),
+        ("envs.examples:make_corridor", 5_000),
+        ("envs.grids:make_minigrid", 20_000),
+    }
+    assert suite.seeds == (0, 1, 2, 3, 4)
     assert len(runs) == len(suite.envs) * len(suite.algos) * len(suite.seeds)
-    assert {r.algo.preset for r in runs if r.algo.algo == "efficientzero"} == {"default"}
+    assert [(a.algo, a.preset) for a in suite.algos] == [
+        ("efficientzero", "default"), ("dqn", "cartpole"), ("ppo", "cartpole"),
+    ]  # fmt: skip
+    for run in runs:
+        overrides = run.overrides(suite)
+        assert f"run.eval_every={run.budget // 10}" in overrides
+        ez_only = [o for o in overrides if o not in run.overrides(suite) or False]
+        if run.algo.algo == "efficientzero":  # nothing for EfficientZero beyond env options
+            own = set(overrides) - set(suite.overrides) - {f"run.eval_every={run.budget // 10}"}
+            assert all(o.startswith("env.options=") for o in own), (run.name, own)
+        assert not ez_only
+    by_env = {r.env.env_id: r for r in runs if r.algo.algo == "dqn"}
+    assert 'env.options={"size": 10}' in by_env["envs.grids:make_deep_sea"].overrides(suite)
+    minigrid = 'env.options={"name": "MiniGrid-DoorKey-5x5-v0"}'
+    assert minigrid in by_env["envs.grids:make_minigrid"].overrides(suite)
+    groups = [j for j in suite_jobs(suite) if j.group]
+    assert {j.runs[0].env.env_id for j in groups} == {
+        "gymnax:Breakout-MinAtar",
+        "envs.grids:make_deep_sea",
+    }
+    assert all(j.seeds == suite.seeds and j.runs[0].algo.algo == "efficientzero" for j in groups)
     steps = customize(suite, steps=[1000])  # --steps replaces every env's own budget
     assert {r.budget for r in suite_runs(steps)} == {1000}
+    assert all("run.eval_every=100" in r.overrides(steps) for r in suite_runs(steps))
+
+
+def test_cartpole_suite_is_three_seeds_with_efficientzero_in_one_group():
+    from benchmarks.suites import SUITES, suite_jobs
+
+    jobs = suite_jobs(SUITES["cartpole"])
+    assert [(j.name, j.group) for j in jobs] == [
+        ("gymnax-CartPole-v1__efficientzero__5000", True),
+        ("gymnax-CartPole-v1__dqn__5000__seed0", False),
+        ("gymnax-CartPole-v1__ppo__5000__seed0", False),
+        ("gymnax-CartPole-v1__dqn__5000__seed1", False),
+        ("gymnax-CartPole-v1__ppo__5000__seed1", False),
+        ("gymnax-CartPole-v1__dqn__5000__seed2", False),
+        ("gymnax-CartPole-v1__ppo__5000__seed2", False),
+    ]
+    assert jobs[0].seeds == (0, 1, 2)
 
 
 def test_minatar_suite_gives_images_to_efficientzero_only():
@@ -557,3 +740,78 @@ def test_minatar_suite_gives_images_to_efficientzero_only():
     mlp = suite_runs(SUITES["minatar_mlp"])
     assert {r.algo.algo for r in mlp} == {"efficientzero"}
     assert not any("image" in item for r in mlp for item in r.overrides(SUITES["minatar_mlp"]))
+
+
+# ------------------------------------------------------------------------------------------
+# Ablation
+
+
+def test_ablation_runs_each_variant_as_a_group_and_gives_a_verdict_per_mechanism(
+    tmp_path, monkeypatch, capsys
+):
+    from benchmarks import ablation
+
+    effect = {  # final return by variant: off-switch of a mechanism -> its effect
+        "search.prior_mix=0": -300.0,  # the mechanism helps
+        "search.value_delta_max=1e-8": 0.0,  # no effect
+        "model.value_support=20": +100.0,  # it hurts
+        "replay.td_steps=5": -1.0,  # within the noise of the seeds
+    }
+
+    class Fake(FakeCli):
+        def __call__(self, args):
+            self.args = args
+            return super().__call__(args)
+
+    def final(env_id, algo, seed):
+        shift = sum(v for k, v in effect.items() if k in fake.args)
+        return 400.0 + shift + 10.0 * (seed % 2) - 5.0 * (seed % 3)
+
+    fake = Fake(final)
+    monkeypatch.setattr(runs, "launch", fake)
+    monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
+    out = tmp_path / "ablation"
+    argv = ["--envs", "cartpole", "--steps", "1000", "--out", str(out), "--reps", "500"]
+    assert ablation.main(argv) == 0
+    assert len(fake.calls) == 5  # one group call per variant
+    for call, variant in zip(fake.calls, ablation.VARIANTS, strict=True):
+        assert call[:8] == ["train", "--algo", "efficientzero", "--preset", "default", "--env",
+                            "gymnax:CartPole-v1", "--seeds"]  # fmt: skip
+        assert call[8:12] == ["0,1,2,3,4", "--steps", "1000", "--out"]
+        assert call[12] == str(out / "cartpole" / variant.name)
+        assert all(o in call for o in variant.overrides) and "run.eval_every=100" in call
+    report = (out / "report.md").read_text()
+    rows = {r["variant"]: r for r in runs.read_json(out / "ablation.json")["rows"]["cartpole"]}
+    assert rows["full"]["verdict"] is None and len(rows["full"]["seeds"]) == 5
+    assert rows["full"]["reached"] == 0  # the fake curves stay below 475 until the end
+    assert [rows[v]["verdict"] for v in ("no_unimix", "no_q_floor", "small_supports", "n5")] == [
+        "worse", "not distinguishable", "better", "not distinguishable",
+    ]  # fmt: skip
+    assert rows["no_unimix"]["difference"]["point"] == pytest.approx(-300.0)
+    assert "- the 1% uniform mix of the prior: the mechanism helps (without it: worse " in report
+    assert "- the 601-bin value and reward supports: the mechanism hurts" in report
+    assert "- the floor of the Q spread: no detectable effect" in report
+    assert (
+        "| seeds reaching 475 |" in report
+        and "## CartPole-v1 (`gymnax:CartPole-v1`), 1000" in report
+    )
+
+    fake.calls.clear()  # finished groups are skipped; the report can be redone alone
+    assert ablation.main(argv) == 0 and fake.calls == []
+    assert ablation.main([*argv, "--report-only"]) == 0
+    with pytest.raises(SystemExit):
+        ablation.main(["--envs", "atari", "--out", str(out)])
+    assert "unknown env(s) or variant(s) ['atari']" in capsys.readouterr().err
+
+
+def test_ablation_deep_sea_is_the_suites_size_10_env():
+    from benchmarks import ablation
+
+    suite, specs = ablation.plan("deep_sea", ablation.VARIANTS[1], [0, 1], None, ["x.y=1"])
+    (spec,) = {dataclasses.replace(s, seed=0) for s in specs}
+    assert spec.budget == 20_000 and spec.env.env_id == "envs.grids:make_deep_sea"
+    overrides = spec.overrides(suite)
+    assert 'env.options={"size": 10}' in overrides and "search.prior_mix=0" in overrides
+    assert "run.eval_every=2000" in overrides and overrides.index("search.prior_mix=0") < (
+        overrides.index("x.y=1")
+    )

@@ -252,3 +252,25 @@ def test_frontier_fit_recovers_a_known_frontier():
         [fit["d_min"], fit["beta"], fit["alpha"]], [500, 3000, 0.7], rtol=1e-2
     )
     assert fit_frontier([(1.0, 5.0), (2.0, float("inf"))]) is None
+
+
+def test_dreaming_verdict_needs_the_best_ratio_to_beat_ratio_0_and_its_control():
+    from benchmarks.dreaming import verdict
+
+    finals = {
+        "dream 0": np.array([100.0, 110, 120]),
+        "dream 1": np.array([150.0, 160, 170]),
+        "dream 4": np.array([400.0, 410, 420]),
+        "control 4": np.array([200.0, 210, 220]),
+    }
+    text = verdict(finals)
+    assert text.startswith("Verdict: dreaming wins. The best ratio, dream 4, is better than ")
+    assert "better than dream 0; better than control 4" in text
+    finals["control 4"] = np.array([500.0, 510, 520])
+    text = verdict(finals)
+    assert "no win for dreaming" in text and "worse than control 4" in text
+    finals["control 4"] = np.array([300.0, 410, 520])  # the same mean as dream 4
+    assert "not distinguishable from control 4" in verdict(finals)
+    finals["control 4"] = np.array([0.0])
+    assert "not comparable with control 4 (too few seeds)" in verdict(finals)
+    assert verdict({"dream 4": finals["dream 4"]}).startswith("Verdict: the sweep needs")

@@ -345,3 +345,82 @@ def test_catch_pays_plus_one_for_a_catch_and_minus_one_for_a_miss():
     # A JAX-native factory is also a gymnasium env for the host loops (DQN, PPO).
     view = envs.make("envs.examples:make_catch")
     assert view.reset(seed=0)[0].shape == (50,)
+
+
+def test_gymnasium_views_step_as_jax_and_share_their_compiled_functions():
+    import jax
+
+    from envs.jax_envs import make_jax
+
+    view = envs.make("gymnax:CartPole-v1")
+    assert envs.make("gymnax:CartPole-v1")._step is view._step  # compiled once per id
+    assert envs.make("gymnax:Acrobot-v1")._step is not view._step
+    obs, _ = view.reset(seed=3)
+    jax_env = make_jax("gymnax:CartPole-v1")
+    key, sub = jax.random.split(jax.random.PRNGKey(3))
+    expected, state = jax_env.reset(sub)
+    np.testing.assert_array_equal(obs, np.asarray(expected))
+    for action in (0, 1, 1, 0, 0):
+        key, sub = jax.random.split(key)
+        expected, state, reward, terminated, truncated = jax_env.step(sub, state, action)
+        obs, r, t, tr, _ = view.step(action)
+        np.testing.assert_allclose(obs, np.asarray(expected), atol=1e-6)  # jit vs eager
+        assert (r, t, tr) == (float(reward), bool(terminated), bool(truncated))
+        assert isinstance(obs, np.ndarray) and isinstance(r, float) and isinstance(t, bool)
+
+
+def test_deep_sea_pays_0_99_for_the_path_that_always_moves_right_only():
+    import jax
+
+    from envs.jax_envs import make_jax
+
+    assert envs.is_jax_factory_id("envs.grids:make_deep_sea")
+    assert not envs.is_jax_factory_id("envs.examples:make_corridor")  # a gymnasium env
+    assert not envs.is_jax_factory_id("CartPole-v1")
+    assert not envs.is_jax_factory_id("gymnax:CartPole-v1")  # JAX-native, but no factory
+    assert make_jax("envs.grids:make_deep_sea", size=5).observation_space.shape == (25,)
+    env = make_jax("envs.grids:make_deep_sea")
+    assert env.observation_space.shape == (100,) and env.action_space.n == 2
+    key = jax.random.PRNGKey(0)
+
+    def episode(choose):
+        obs, state = env.reset(key)
+        total, steps = 0.0, 0
+        while True:
+            right = int(state.action_mapping[state.row, state.column])  # the map's "right"
+            obs, state, reward, terminated, truncated = env.step(key, state, choose(right))
+            total, steps = total + float(reward), steps + 1
+            if terminated or truncated:
+                return total, steps, bool(terminated)
+
+    total, steps, terminated = episode(lambda right: right)
+    assert total == pytest.approx(1.0 - 10 * 0.01 / 10, abs=1e-6) and steps == 10 and terminated
+    assert episode(lambda right: 1 - right)[0] == 0.0  # always left: nothing, no move cost
+    alternate = iter([0, 1] * 5)
+    total, steps, _ = episode(lambda right: right if next(alternate) else 1 - right)
+    assert total == pytest.approx(-5 * 0.001, abs=1e-6) and steps == 10  # five moves right
+
+
+def test_minigrid_through_its_image_view_gives_one_frame_uint8_stacks():
+    env = envs.make("envs.grids:make_minigrid", seed=0, stack_images=True)
+    assert env.observation_space.shape == (1, 7, 7, 3) and env.action_space.n == 7
+    obs, _ = env.reset()
+    assert obs.shape == (1, 7, 7, 3) and obs.dtype == np.uint8
+    again, _ = envs.make("envs.grids:make_minigrid", seed=0, stack_images=True).reset()
+    np.testing.assert_array_equal(obs, again)  # the seed fixes the layout
+    obs, reward, terminated, truncated, _ = env.step(2)  # forward
+    assert obs.shape == (1, 7, 7, 3) and reward == 0.0 and not terminated and not truncated
+    view = envs.make("envs.grids:make_minigrid", name="MiniGrid-Empty-5x5-v0")
+    view.reset(seed=0)
+    assert view.unwrapped.spec.id == "MiniGrid-Empty-5x5-v0"
+    frame = envs.make("envs.grids:make_minigrid", render_mode="rgb_array")
+    frame.reset(seed=0)
+    assert frame.render().ndim == 3  # videos of an evaluation work
+
+
+def test_lunar_lander_is_installed():
+    """The ``classic`` extra (``make install``) brings Box2D."""
+    env = envs.make("LunarLander-v3", seed=0)
+    obs, _ = env.reset()
+    assert obs.shape == (8,) and env.action_space.n == 4
+    assert len(env.step(0)) == 5

@@ -131,3 +131,56 @@ def test_bootstrap_mean_curve_leaves_2_5_percent_of_replicates_on_each_side():
     means = values[idx, 0].mean(axis=1)
     assert abs(np.mean(means < low[0]) - 0.025) < 0.004
     assert abs(np.mean(means > high[0]) - 0.025) < 0.004
+
+
+def difference_py(runs):
+    a, b = runs
+    return sum(a) / len(a) - sum(b) / len(b)
+
+
+def test_difference_of_means_matches_the_exact_bootstrap_distribution():
+    """Two groups resampled independently: the exact distribution is that of a stratified
+    bootstrap with the two groups as strata."""
+    a, b = [0.4, 1.3, 2.2, 5.1], [0.1, 0.9, 1.5]
+    q = exact_quantiles([a, b], difference_py, [0.015, 0.035, 0.965, 0.985])
+    interval = stats.difference_of_means(np.array(a), np.array(b), reps=20_000, seed=5)
+    assert interval.point == pytest.approx(difference_py([a, b]))
+    assert q[0] <= interval.low <= q[1] and q[2] <= interval.high <= q[3]
+    with pytest.raises(ValueError, match="at least one value"):
+        stats.difference_of_means(np.array(a), np.array([]))
+
+
+@pytest.mark.parametrize(
+    "a, b, verdict",
+    [
+        ([10, 11, 12, 13], [0, 1, 2, 3], stats.BETTER),  # every resample: 10 - 3 = 7 or more
+        ([0, 1, 2, 3], [10, 11, 12, 13], stats.WORSE),
+        ([0, 10, 0, 10], [5, 5, 5, 5], stats.TIED),  # mean 5 against 5, spread both ways
+        ([9, 9, 9], [9, 9, 9], stats.TIED),  # all equal: the interval [0, 0] holds 0
+        ([500, 500, 500], [0, 0], stats.TOO_FEW),  # a clear gap, but two seeds of b
+        ([500], [0, 0, 0], stats.TOO_FEW),  # one seed: the interval collapses to a point
+    ],
+)
+def test_compare_gives_each_verdict(a, b, verdict):
+    assert stats.compare(np.array(a, float), np.array(b, float), reps=2000).verdict == verdict
+
+
+def test_compare_decides_on_the_difference_not_on_overlapping_intervals():
+    """Two means whose own 95% intervals overlap can still differ: the difference of the
+    means has a narrower interval (by about sqrt 2) than the two intervals side by side."""
+    b = np.arange(10.0)
+    a = b + 3.0
+    c = stats.compare(a, b, reps=20_000, seed=0)
+    assert c.a.low < c.b.high  # the intervals of the two means overlap
+    assert c.verdict == stats.BETTER and c.difference.low > 0
+    assert c.difference.point == pytest.approx(3.0)
+
+
+def test_comparison_in_words():
+    c = stats.compare(np.array([10.0, 11, 12, 13]), np.array([0.0, 1, 2, 3]), reps=500)
+    assert c.against("ppo") == "better than ppo"
+    assert c.format(1).startswith("11.5 vs 1.5, difference +10.0 [95% CI ")
+    tied = stats.compare(np.array([9.0, 9, 9]), np.array([9.0, 9, 9]))
+    assert tied.against("dqn") == "not distinguishable from dqn"
+    few = stats.compare(np.array([1.0]), np.array([0.0, 0, 0]))
+    assert few.against("dqn") == "not comparable with dqn (too few seeds)"

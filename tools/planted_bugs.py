@@ -175,6 +175,22 @@ BUGS = (
         STATS,
         count=2,
     ),
+    Bug(
+        "verdict_seeds",
+        "a verdict from one or two seeds (the bootstrap interval collapses to a point)",
+        "benchmarks/stats.py",
+        "if min(a.size, b.size) < min_seeds:",
+        "if min(a.size, b.size) < 1:",
+        STATS,
+    ),
+    Bug(
+        "verdict_overlap",
+        "a verdict from the overlap of the two means' intervals, not from their difference",
+        "benchmarks/stats.py",
+        "elif difference.low > 0:",
+        "elif mean_a.low > mean_b.high:",
+        STATS,
+    ),
 )
 
 
