@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.machine import describe_machine, format_machine
-from benchmarks.stats import bootstrap_mean
+from benchmarks.stats import bootstrap, bootstrap_mean
 
 PATHS = ("host", "fused")
 
@@ -66,11 +66,13 @@ def final_returns(record: dict[str, Any]) -> np.ndarray:
 
 def difference_interval(a: np.ndarray, b: np.ndarray, reps: int = 4000, seed: int = 0):
     """Mean(b) - mean(a) with a 95% percentile bootstrap interval, seeds resampled per path."""
-    rng = np.random.default_rng(seed)
-    ra = a[rng.integers(0, a.size, size=(reps, a.size))].mean(axis=1)
-    rb = b[rng.integers(0, b.size, size=(reps, b.size))].mean(axis=1)
-    low, high = np.percentile(rb - ra, [2.5, 97.5])
-    return float(b.mean() - a.mean()), float(low), float(high)
+    point, low, high = bootstrap(
+        [np.reshape(a, (-1, 1)), np.reshape(b, (-1, 1))],
+        lambda x, y: y.mean() - x.mean(),
+        reps=reps,
+        seed=seed,
+    )
+    return float(point[0]), float(low[0]), float(high[0])
 
 
 def report(out: Path, threshold: float) -> str:
