@@ -97,7 +97,7 @@ def performance_profiles(
 ) -> Path:
     """rliable's performance profiles: per method, the fraction of runs scoring above each
     ``tau`` (``profiles[m] = (profile, low, high)``, each ``[T]``) with its shaded interval.
-    The first method is drawn in black."""
+    The first method is drawn in black, on top."""
     from rliable import plot_utils
 
     fig = Figure(figsize=(7, 4.5))
@@ -106,8 +106,9 @@ def performance_profiles(
     colors = {
         m: "black" if i == 0 else palette[(i - 1) % len(palette)] for i, m in enumerate(profiles)
     }
+    order = [*list(profiles)[1:], next(iter(profiles))]  # the first one drawn on top
     plot_utils.plot_performance_profiles(
-        {m: p for m, (p, _, _) in profiles.items()},
+        {m: profiles[m][0] for m in order},
         np.asarray(taus, float),
         performance_profile_cis={m: np.stack([lo, hi]) for m, (_, lo, hi) in profiles.items()},
         ax=ax,
@@ -118,7 +119,8 @@ def performance_profiles(
         ticklabelsize="medium",
     )
     ax.axvline(1.0, color="gray", linestyle="--", linewidth=0.8)
-    ax.legend(loc="upper right", frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[-1:] + handles[:-1], labels[-1:] + labels[:-1], frameon=False)
     return _save(fig, path)
 
 
