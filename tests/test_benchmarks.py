@@ -238,7 +238,7 @@ class FakeCli:
         self.calls: list[list[str]] = []
         self.final_return = final_return  # (env_id, algo, seed) -> return
 
-    def __call__(self, args):
+    def __call__(self, args, **options):
         self.calls.append(list(args))
         if args[0] == "resume":
             run_dir = Path(args[1])
@@ -333,7 +333,7 @@ def test_runner_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
 
 
 def test_runner_main_reports_failures(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runs, "launch", lambda args: 3)  # a CLI that fails at once
+    monkeypatch.setattr(runs, "launch", lambda args, **_: 3)  # a CLI that fails at once
     monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
     code = atari100k.main(["--games", "Pong", "--seeds", "0", "--out", str(tmp_path)])
     assert code == 1

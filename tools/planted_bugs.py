@@ -142,6 +142,15 @@ BUGS = (
         STATS,
     ),
     Bug(
+        "run_left_running",
+        "an interrupted launch leaves its run training (no SIGTERM, so no checkpoint, and a "
+        "requeued job finds the folder locked)",
+        "benchmarks/runs.py",
+        "        stop(proc, tee)\n",
+        "",
+        ("tests/test_launchers.py",),
+    ),
+    Bug(
         "ci_coverage",
         "a 90% interval reported as 95%",
         "benchmarks/stats.py",
