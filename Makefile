@@ -16,6 +16,10 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Atari 100k: 26 games x 3 seeds; rerun to continue (finished runs are skipped, others resumed).
+# LAUNCHER=ray or LAUNCHER=slurm spreads the runs over a cluster, with LAUNCHER_ARGS such as
+# "--gpus-per-run 0.25" or "--partition gpu --time-min 240" (docs/atari.md).
+LAUNCHER ?= local
+LAUNCHER_ARGS ?=
 GAMES ?= all
 SEEDS ?= 0,1,2
 STEPS ?= 100000
@@ -33,11 +37,18 @@ run: $(STAMP)
 
 atari100k: $(STAMP)
 	$(PY) -m benchmarks.atari100k --games $(GAMES) --seeds $(SEEDS) --steps $(STEPS) \
-		--preset $(PRESET) --out results/atari100k
+		--preset $(PRESET) --out results/atari100k --launcher $(LAUNCHER) $(LAUNCHER_ARGS)
 
+# Two games at a tiny budget on CPU through each launcher: processes here, a local Ray, and a
+# job array on submitit's local executor in place of SLURM (results/atari100k-smoke/<launcher>).
+SMOKE_LAUNCHERS ?= local ray slurm
 atari100k-smoke: $(STAMP)
-	$(PY) -m benchmarks.atari100k --games Pong,Boxing --seeds 0 --steps 300 --preset atari100k \
-		--out results/atari100k-smoke $(SMOKE_SET)
+	for launcher in $(SMOKE_LAUNCHERS); do \
+		$(PY) -m benchmarks.atari100k --games Pong,Boxing --seeds 0 --steps 300 \
+			--preset atari100k --out results/atari100k-smoke/$$launcher --launcher $$launcher \
+			--parallel 2 --gpus-per-run 0 --cpus-per-run 1 --submitit-cluster local \
+			$(SMOKE_SET) || exit 1; \
+	done
 
 # The whole GPU check of the Atari path (timing of both presets, one complete fast game).
 GAME ?= MsPacman
@@ -64,8 +75,10 @@ ABLATION_ARGS ?=
 ablation: $(STAMP)
 	$(PY) -m benchmarks.ablation --out results/ablation $(ABLATION_ARGS)
 
+# Published aggregates, and the Atari report rebuilt from the run folders if there are any.
 scores: $(STAMP)
 	$(PY) -m benchmarks.scores --published all
+	-test ! -d results/atari100k/runs || $(PY) -m benchmarks.aggregate results/atari100k
 
 test: $(STAMP)
 	$(PY) -m pytest -q

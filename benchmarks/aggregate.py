@@ -1,12 +1,16 @@
 """Atari 100k report: per-game scores, aggregates with 95 % CIs, published methods, figures.
 
     python -m benchmarks.aggregate results/atari100k [--out DIR] [--reps 2000] [--seed 0]
+        [--against efficientzero] [--poi-reps 500]
 
 Reads the per-run results ``ROOT/results/<Game>__seed<S>.json`` written by
 ``benchmarks.atari100k`` (and any finished run folder under ``ROOT/runs`` that has none yet),
 then writes ``report.md``, ``aggregate.json`` and PNG figures to ``--out`` (default ROOT).
-Partial results (fewer games or seeds) are reported as such, with the published methods
-aggregated over the same games for a like-for-like comparison.
+The statistics are rliable's (``benchmarks.stats``): mean, median, IQM and optimality gap with
+stratified-bootstrap intervals, the probability of improvement over a published method, and
+performance profiles next to the published methods. Partial results (fewer games or seeds)
+are reported as such, with the published methods aggregated over the same games for a
+like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -25,12 +29,19 @@ from benchmarks import curves, plots, published, runs, scores, stats
 COMPARED = ("efficientzero", "bbf", "spr", "der", "dreamerv3", "muzero")
 """Published methods shown next to ours (``efficient_zero_v2`` has no verified values)."""
 
+AGAINST = "efficientzero"
+"""The published method of the probability of improvement (the one this project reproduces)."""
+
 AGGREGATE_LABELS = {
     "mean": "Mean",
     "median": "Median",
     "iqm": "IQM (runs)",
     "iqm_per_game": "IQM (per-game)",
+    "optimality_gap": "Optimality gap",
 }
+
+PROFILE_TAUS = np.linspace(0.0, 4.0, 81)
+"""HNS thresholds of the performance profiles."""
 
 
 def run_name(game: str, seed: int) -> str:
@@ -99,7 +110,13 @@ def group_by_game(records: Sequence[dict[str, Any]]) -> list[GameScores]:
 
 
 def summarize(
-    games: Sequence[GameScores], *, reps: int = 2000, seed: int = 0, confidence: float = 0.95
+    games: Sequence[GameScores],
+    *,
+    reps: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    against: str = AGAINST,
+    poi_reps: int = 500,
 ) -> dict[str, Any]:
     """Everything the report shows, as plain data (also written as ``aggregate.json``)."""
     if not games:
@@ -125,17 +142,26 @@ def summarize(
                 ),
             }
         )
-    runs_hns = [g.hns for g in games]
-    ours = stats.aggregate_intervals(runs_hns, reps=reps, confidence=confidence, seed=seed)
+    scores_hns = stats.score_matrix([g.hns for g in games])  # [R, G]
+    ours = stats.aggregate_intervals(scores_hns, reps=reps, confidence=confidence, seed=seed)
+    theirs = scores.published_scores(against, names)
+    improvement = None
+    if np.isfinite(theirs).all():
+        poi = stats.probability_of_improvement(
+            scores_hns, theirs, reps=poi_reps, confidence=confidence, seed=seed
+        )
+        improvement = {"against": against, "reps": poi_reps, **dataclasses.asdict(poi)}
     seeds_per_game = [len(g.seeds) for g in games]
     return {
         "games": names,
         "missing_games": [g for g in published.GAMES if g not in names],
         "num_runs": int(sum(seeds_per_game)),
         "seeds_per_game": {"min": min(seeds_per_game), "max": max(seeds_per_game)},
+        "seeds_in_aggregates": int(scores_hns.shape[0]),
         "per_game": per_game,
         "ours": {k: dataclasses.asdict(v) for k, v in ours.items()},
-        "ours_superhuman_games": int((stats.game_means(runs_hns) > 1.0).sum()),
+        "ours_superhuman_games": int(sum(g.hns.mean() > 1.0 for g in games)),
+        "probability_of_improvement": improvement,
         "published_same_games": {m: scores.published_aggregates(m, names) for m in COMPARED},
         "published_all_games": {m: scores.published_aggregates(m) for m in COMPARED},
         "bootstrap": {"reps": reps, "confidence": confidence, "seed": seed},
@@ -160,31 +186,44 @@ def render_markdown(
         ]
     spg = summary["seeds_per_game"]
     if spg["min"] != spg["max"]:
-        lines += [f"Seeds per game differ ({spg['min']} to {spg['max']}).", ""]
+        lines += [
+            f"Seeds per game differ ({spg['min']} to {spg['max']}): the aggregates use each "
+            f"game's first {summary['seeds_in_aggregates']} (rliable needs the same number of "
+            "runs on every game); the per-game table uses them all.",
+            "",
+        ]
     if spg["max"] == 1:
         lines += ["One seed per game: the bootstrap intervals collapse to the point values.", ""]
 
     lines += [f"## Aggregate human-normalised scores ({n} games)", ""]
     lines += [
         f"Ours: point value [{conf}% stratified-bootstrap CI over seeds, "
-        f"{summary['bootstrap']['reps']} replicates]. Published tables give one score per game, "
-        "so theirs are point values; their IQM is the per-game IQM.",
+        f"{summary['bootstrap']['reps']} replicates; rliable]. Published tables give one score "
+        "per game, so theirs are point values; their IQM is the per-game IQM. Optimality gap: "
+        "1 − mean(min(HNS, 1)) over runs, lower is better.",
         "",
-        "| method | mean | median | IQM (per-game) | IQM (runs) | games with HNS > 1 |",
-        "|---|---:|---:|---:|---:|---:|",
+        TABLE_HEAD,
+        TABLE_RULE,
     ]
     ours = {k: stats.Interval(**v) for k, v in summary["ours"].items()}
     lines.append(
         f"| **ours** ({summary['num_runs']} runs) | {ours['mean'].format()} | "
         f"{ours['median'].format()} | {ours['iqm_per_game'].format()} | {ours['iqm'].format()} | "
-        f"{summary['ours_superhuman_games']} |"
+        f"{ours['optimality_gap'].format()} | {summary['ours_superhuman_games']} |"
     )
     for agg in summary["published_same_games"].values():
         lines.append(_published_row(agg))
+    poi = summary["probability_of_improvement"]
+    if poi:
+        lines += [
+            "",
+            f"Probability of improvement over {poi['against']} (published): "
+            f"**{stats.Interval(poi['point'], poi['low'], poi['high']).format()}** "
+            f"({conf}% CI, {poi['reps']} replicates): the chance that one of our runs beats its "
+            "published score on a game, averaged over the games (ties count half; 0.5 is a draw).",
+        ]
     if partial:
-        lines += ["", "Published methods on all 26 games:", ""]
-        lines += ["| method | mean | median | IQM (per-game) | IQM (runs) | games with HNS > 1 |"]
-        lines += ["|---|---:|---:|---:|---:|---:|"]
+        lines += ["", "Published methods on all 26 games:", "", TABLE_HEAD, TABLE_RULE]
         lines += [_published_row(agg) for agg in summary["published_all_games"].values()]
 
     lines += ["", "## Per game", ""]
@@ -212,13 +251,19 @@ def render_markdown(
 
 
 def write_report(
-    root: Path, out: Path | None = None, *, reps: int = 2000, seed: int = 0
+    root: Path,
+    out: Path | None = None,
+    *,
+    reps: int = 2000,
+    seed: int = 0,
+    against: str = AGAINST,
+    poi_reps: int = 500,
 ) -> tuple[Path, dict[str, Any]]:
     """Reads results under ``root``; writes report, JSON and figures to ``out`` (or ``root``)."""
     out = out or root
     records = load_results(root)
     games = group_by_game(records)
-    summary = summarize(games, reps=reps, seed=seed)
+    summary = summarize(games, reps=reps, seed=seed, against=against, poi_reps=poi_reps)
     figures = _figures(root, out, summary, games)
     runs.write_json(out / "aggregate.json", summary)
     report = out / "report.md"
@@ -240,22 +285,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: ROOT)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument(
+        "--against",
+        default=AGAINST,
+        choices=[m for m in COMPARED],
+        help="published method of the probability of improvement (default efficientzero)",
+    )
+    parser.add_argument(
+        "--poi-reps",
+        type=int,
+        default=500,
+        help="bootstrap replicates of the probability of improvement (each costs one "
+        "Mann-Whitney U test per game)",
+    )
     args = parser.parse_args(argv)
     if not load_results(args.root):
         print(f"No finished Atari 100k runs under {args.root} (looked in results/ and runs/).")
         return 1
-    report, _ = write_report(args.root, args.out, reps=args.reps, seed=args.seed)
+    report, _ = write_report(
+        args.root,
+        args.out,
+        reps=args.reps,
+        seed=args.seed,
+        against=args.against,
+        poi_reps=args.poi_reps,
+    )
     print(report.read_text())
     print(f"Wrote {report}, {report.parent / 'aggregate.json'} and figures in {report.parent}")
     return 0
 
 
+TABLE_HEAD = (
+    "| method | mean | median | IQM (per-game) | IQM (runs) | optimality gap | games with HNS > 1 |"
+)
+TABLE_RULE = "|---|---:|---:|---:|---:|---:|---:|"
+
+
 def _published_row(agg: dict[str, Any]) -> str:
     if agg["games"] == 0:
-        return f"| {agg['method']} | – | – | – | – | – |"
+        return f"| {agg['method']} | – | – | – | – | – | – |"
     return (
         f"| {agg['method']} ({agg['games']} games) | {agg['mean']:.3f} | {agg['median']:.3f} | "
-        f"{agg['iqm']:.3f} | – | {agg['superhuman']} |"
+        f"{agg['iqm']:.3f} | – | {agg['optimality_gap']:.3f} | {agg['superhuman']} |"
     )
 
 
@@ -293,16 +364,37 @@ def _figures(
             seed_points=[g.hns for g in games],
         )
     ]
-    panels = {}
-    for key, published_key in (("mean", "mean"), ("median", "median"), ("iqm_per_game", "iqm")):
-        ours = summary["ours"][key]
-        panel = [("ours", ours["point"], ours["low"], ours["high"])]
-        for method, agg in summary["published_same_games"].items():
-            if agg["games"]:
-                value = agg[published_key]
-                panel.append((method, value, value, value))
-        panels[f"{AGGREGATE_LABELS[key]} HNS ({len(names)} games)"] = panel
-    figures.append(plots.interval_panels(panels, out / "aggregates.png"))
+    metrics = ("mean", "median", "iqm_per_game", "optimality_gap")
+    points = {"ours": [summary["ours"][k]["point"] for k in metrics]}
+    intervals = {"ours": [[summary["ours"][k][end] for k in metrics] for end in ("low", "high")]}
+    for method, agg in summary["published_same_games"].items():
+        if agg["games"]:
+            values = [agg["iqm" if k == "iqm_per_game" else k] for k in metrics]
+            points[method], intervals[method] = values, [values, values]
+    figures.append(
+        plots.interval_estimates(
+            points,
+            intervals,
+            [AGGREGATE_LABELS[k] for k in metrics],
+            out / "aggregates.png",
+            xlabel=f"human-normalised score, {len(names)} games",
+        )
+    )
+    profiles = {
+        "ours": stats.performance_profile(
+            stats.score_matrix([g.hns for g in games]),
+            PROFILE_TAUS,
+            reps=summary["bootstrap"]["reps"],
+            seed=summary["bootstrap"]["seed"],
+        )
+    }
+    for method in COMPARED:
+        theirs = scores.published_scores(method, names)
+        if np.isfinite(theirs).all():  # one run per game: no interval
+            profiles[method] = stats.performance_profile(theirs, PROFILE_TAUS)
+    figures.append(
+        plots.performance_profiles(profiles, PROFILE_TAUS, out / "performance_profile.png")
+    )
 
     learning: dict[str, list[curves.Curve]] = {}
     for run_dir in sorted((root / "runs").glob("*__seed*")):

@@ -1,13 +1,19 @@
 """Atari 100k: run games x seeds through the ``python -m dreamer`` CLI, then report.
 
     python -m benchmarks.atari100k --games all --seeds 0,1,2 --steps 100000 \\
-        --preset atari100k --out results/atari100k [--set key=value ...]
+        --preset atari100k --out results/atari100k [--set key=value ...] \\
+        [--launcher local|ray|slurm] [--parallel N] [--gpus-per-run G] [--cpus-per-run C] \\
+        [--ray-address ADDR] [--partition P] [--time-min M] [--slurm-option KEY=VALUE]
 
-Each run gets the folder ``OUT/runs/<Game>__seed<S>``. Finished runs (``summary.json``) are
-skipped and interrupted ones (``config.json`` only) resumed, so rerunning the same command
-continues an interrupted benchmark. Every finished run is summarised in
-``OUT/results/<Game>__seed<S>.json``; at the end ``benchmarks.aggregate`` writes the report.
-Seeds are the outer loop, so a partial benchmark covers many games with few seeds.
+Each run gets the folder ``OUT/runs/<Game>__seed<S>`` and the log ``OUT/logs/<Game>__seed<S>.log``.
+A launcher (``benchmarks.launchers``) runs them: ``local`` (default) as processes here,
+``--parallel`` at a time; ``ray`` as Ray tasks; ``slurm`` as a submitit job array. Finished
+runs (``summary.json``) are skipped and interrupted ones (``config.json`` only) resumed, so
+rerunning the same command continues an interrupted benchmark. Every finished run is
+summarised in ``OUT/results/<Game>__seed<S>.json`` as it ends; once the last run has ended
+``benchmarks.aggregate`` writes the report (``python -m benchmarks.aggregate OUT`` rebuilds it
+from the folders at any time). Seeds are the outer loop, so a partial benchmark covers many
+games with few seeds.
 """
 
 from __future__ import annotations
@@ -18,9 +24,39 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import aggregate, machine, published, runs
+from benchmarks import aggregate, launchers, machine, published, runs
 from benchmarks.aggregate import game_result, run_name
 from dreamer.cli import parse_seeds
+from dreamer.shell.signals import terminate_as_interrupt
+
+
+def benchmark_jobs(
+    *,
+    games: Sequence[str],
+    seeds: Sequence[int],
+    steps: int,
+    preset: str,
+    out: Path,
+    algo: str = "efficientzero",
+    overrides: Sequence[str] = (),
+) -> list[launchers.Job]:
+    """One job per (game, seed), seeds outermost."""
+    jobs = []
+    for seed in seeds:
+        for game in games:
+            name = run_name(game, seed)
+            run_dir = out / "runs" / name
+            args = runs.train_args(
+                algo=algo,
+                preset=preset,
+                env_id=published.ale_id(game),
+                seed=seed,
+                steps=steps,
+                out=run_dir.absolute(),
+                overrides=overrides,
+            )
+            jobs.append(launchers.make_job(name, run_dir, args, out / "logs" / f"{name}.log"))
+    return jobs
 
 
 def run_benchmark(
@@ -32,44 +68,127 @@ def run_benchmark(
     out: Path,
     algo: str = "efficientzero",
     overrides: Sequence[str] = (),
+    launcher: launchers.Launcher | None = None,
 ) -> list[runs.Outcome]:
     """Brings every (game, seed) run to the finished state and writes its result JSON."""
-    outcomes = []
-    total = len(games) * len(seeds)
-    for seed in seeds:
-        for game in games:
-            name = run_name(game, seed)
-            run_dir = out / "runs" / name
-            print(f"\n[{len(outcomes) + 1}/{total}] {game} seed {seed} -> {run_dir}", flush=True)
-            args = runs.train_args(
-                algo=algo,
-                preset=preset,
-                env_id=published.ale_id(game),
-                seed=seed,
-                steps=steps,
-                out=run_dir,
-                overrides=overrides,
-            )
-            outcome = runs.ensure_run(run_dir, args)
-            outcomes.append(outcome)
-            if not outcome.finished:
-                print(
-                    f"  FAILED ({outcome.action}, exit code {outcome.returncode}); "
-                    "rerun the same command to resume it",
-                    flush=True,
-                )
-                continue
-            record = game_result(run_dir, game, seed)
-            runs.write_json(out / "results" / f"{name}.json", record)
-            sps = record["steps_per_second"] or float("nan")
+    jobs = benchmark_jobs(
+        games=games,
+        seeds=seeds,
+        steps=steps,
+        preset=preset,
+        out=out,
+        algo=algo,
+        overrides=overrides,
+    )
+    ended = 0
+
+    def record(job: launchers.Job, outcome: runs.Outcome) -> None:
+        nonlocal ended
+        ended += 1
+        head = f"[{ended}/{len(jobs)} ended] {job.name}"
+        if not outcome.finished:
+            why = outcome.error or f"exit code {outcome.returncode}"
             print(
-                f"  {outcome.action}: final eval return {record['final_eval_return']:.1f} "
-                f"(HNS {record['hns']:.3f}) over {len(record['eval_returns'])} episodes; "
-                f"{record['env_steps']} env steps, {record['updates']} updates in "
-                f"{record['wall_seconds']:.0f} s ({sps:.1f} env steps/s)",
+                f"{head}: FAILED ({outcome.action}, {why}); log {outcome.log}; rerun the same "
+                "command to resume it",
                 flush=True,
             )
-    return outcomes
+            return
+        game, seed = aggregate.parse_run_name(job.name)
+        try:
+            record = game_result(job.run_dir, game, seed)
+        except (KeyError, TypeError, ValueError, OSError) as error:  # the others go on
+            print(f"{head}: finished, but its summary cannot be read: {error!r}", flush=True)
+            return
+        runs.write_json(out / "results" / f"{job.name}.json", record)
+        sps = record["steps_per_second"] or float("nan")
+        print(
+            f"{head}: {outcome.action}: final eval return {record['final_eval_return']:.1f} "
+            f"(HNS {record['hns']:.3f}) over {len(record['eval_returns'])} episodes; "
+            f"{record['env_steps']} env steps, {record['updates']} updates in "
+            f"{record['wall_seconds']:.0f} s ({sps:.1f} env steps/s)",
+            flush=True,
+        )
+
+    return (launcher or launchers.LocalLauncher()).run(jobs, on_done=record)
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--launcher`` options (see ``benchmarks.launchers``)."""
+    group = parser.add_argument_group("launcher")
+    group.add_argument(
+        "--launcher",
+        default="local",
+        choices=launchers.LAUNCHERS,
+        help="where runs go: processes here (local, default), Ray tasks (ray) or a SLURM job "
+        "array through submitit (slurm)",
+    )
+    group.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="runs at once (local: default 1; ray, slurm: default no limit of ours)",
+    )
+    group.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=1.0,
+        help="ray: GPUs per run, a fraction shares a GPU (0.25: four runs per GPU); slurm: "
+        "whole GPUs per job (default 1; 0 runs on CPUs)",
+    )
+    group.add_argument("--cpus-per-run", type=float, default=4, help="ray, slurm (default 4)")
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        help="ray: a running cluster ('auto', 'ray://head:10001'); default: start Ray here",
+    )
+    group.add_argument("--partition", default=None, help="slurm: partition (default: SLURM's)")
+    group.add_argument(
+        "--time-min",
+        type=int,
+        default=240,
+        help="slurm: time limit per job in minutes; at the limit a run is requeued and "
+        "resumes (default 240)",
+    )
+    group.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="slurm: a further submitit SLURM parameter, e.g. account=rl, qos=high, mem=32G "
+        "(repeatable)",
+    )
+    group.add_argument(
+        "--submitit-cluster",
+        default="slurm",
+        choices=("slurm", "local"),
+        help="slurm: 'local' runs the job array with submitit's local executor on this "
+        "machine instead of SLURM (tests, smoke runs)",
+    )
+
+
+def launcher_from_arguments(args: argparse.Namespace, out: Path) -> launchers.Launcher:
+    """The launcher ``add_launcher_arguments``'s options describe."""
+    if args.launcher == "local":
+        return launchers.LocalLauncher(parallel=args.parallel or 1)
+    if args.launcher == "ray":
+        return launchers.RayLauncher(
+            address=args.ray_address,
+            gpus_per_run=args.gpus_per_run,
+            cpus_per_run=args.cpus_per_run,
+            parallel=args.parallel,
+        )
+    options = dict(item.split("=", 1) for item in args.slurm_option)
+    return launchers.SlurmLauncher(
+        folder=out / "submitit",
+        partition=args.partition,
+        time_min=args.time_min,
+        gpus_per_run=args.gpus_per_run,
+        cpus_per_run=int(args.cpus_per_run),
+        parallel=args.parallel,
+        cluster=args.submitit_cluster,
+        options=options,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,33 +212,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="config override passed to every run (repeatable)",
     )
     parser.add_argument("--no-report", action="store_true", help="skip the aggregate report")
+    add_launcher_arguments(parser)
     args = parser.parse_args(argv)
     games = published.parse_games(args.games)
     seeds = parse_seeds(args.seeds)
+    if any("=" not in item for item in args.slurm_option):
+        parser.error("--slurm-option takes KEY=VALUE")
+    launcher = launcher_from_arguments(args, args.out)
 
     started = time.time()
     print(
         f"Atari 100k: {len(games)} games x seeds {list(seeds)}, {args.steps} env steps each; "
-        f"algo {args.algo}, preset {args.preset}, overrides {args.overrides or 'none'}"
+        f"algo {args.algo}, preset {args.preset}, overrides {args.overrides or 'none'}; "
+        f"launcher {launcher.name}"
     )
     print(machine.format_machine(machine.describe_machine()), flush=True)
-    outcomes = run_benchmark(
-        games=games,
-        seeds=seeds,
-        steps=args.steps,
-        preset=args.preset,
-        out=args.out,
-        algo=args.algo,
-        overrides=args.overrides,
-    )
+    with terminate_as_interrupt():  # SIGTERM stops the runs as Ctrl-C does: checkpointed
+        outcomes = run_benchmark(
+            games=games,
+            seeds=seeds,
+            steps=args.steps,
+            preset=args.preset,
+            out=args.out,
+            algo=args.algo,
+            overrides=args.overrides,
+            launcher=launcher,
+        )
     failed = [o for o in outcomes if not o.finished]
     print(
         f"\n{len(outcomes) - len(failed)}/{len(outcomes)} runs finished "
         f"({time.time() - started:.0f} s this session). Run folders: {args.out / 'runs'}; "
-        f"per-run results: {args.out / 'results'}"
+        f"per-run results: {args.out / 'results'}; logs: {args.out / 'logs'}"
     )
     for o in failed:
-        print(f"  not finished: {o.run_dir} ({o.action}, exit code {o.returncode})")
+        why = o.error or f"exit code {o.returncode}"
+        print(f"  not finished: {o.run_dir.name} ({o.action}, {why}); log {o.log}")
+    if failed:
+        print("Rerun the same command to resume them (finished runs are skipped).")
     if not args.no_report and len(failed) < len(outcomes):
         aggregate.main([str(args.out)])
     return 1 if failed else 0

@@ -40,7 +40,7 @@ import numpy as np
 from benchmarks.curves import stays_above_from
 from benchmarks.machine import describe_machine, format_machine
 from benchmarks.runs import eval_curve, read_metrics
-from benchmarks.stats import BETTER, bootstrap_mean, compare
+from benchmarks.stats import BETTER, bootstrap, bootstrap_mean, compare
 
 CPU_SIZED = {"ratios": (0.0, 4.0), "seeds": "0-2", "steps": 2000}
 FULL = {"ratios": (0.0, 1.0, 2.0, 4.0, 8.0), "seeds": "0-9", "steps": 2000}
@@ -123,11 +123,11 @@ def seed_results(folder: Path, threshold: float | None) -> list[dict[str, Any]]:
 
 
 def median_interval(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple:
-    rng = np.random.default_rng(seed)
-    reps_ = np.median(values[rng.integers(0, values.size, (reps, values.size))], axis=1)
     with np.errstate(invalid="ignore"):  # inf - inf where seeds never stay
-        low, high = np.percentile(reps_, [2.5, 97.5])
-    return float(np.median(values)), float(low), float(high)
+        point, low, high = bootstrap(
+            np.reshape(values, (-1, 1)), lambda s: np.median(s, axis=0), reps=reps, seed=seed
+        )
+    return float(point[0]), float(low[0]), float(high[0])
 
 
 def fit_frontier(points: list[tuple[float, float]]) -> dict[str, float] | None:

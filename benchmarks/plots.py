@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -50,22 +51,76 @@ def per_game_bars(
     return _save(fig, path)
 
 
-def interval_panels(
-    panels: Mapping[str, Sequence[tuple[str, float, float, float]]], path: Path
+def interval_estimates(
+    points: Mapping[str, Sequence[float]],
+    intervals: Mapping[str, Sequence[Sequence[float]]],
+    metric_names: Sequence[str],
+    path: Path,
+    *,
+    xlabel: str = "human-normalised score",
 ) -> Path:
-    """One panel per aggregate; rows ``(label, point, low, high)`` drawn as dot + interval."""
-    fig = Figure(figsize=(3.2 * len(panels), 0.45 * max(len(r) for r in panels.values()) + 1.5))
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    for ax, (title, rows) in zip(axes, panels.items(), strict=True):
-        for i, (_, point, low, high) in enumerate(rows):
-            y = len(rows) - 1 - i
-            color = COLORS[0] if i == 0 else "gray"
-            ax.plot([low, high], [y, y], color=color, linewidth=6, alpha=0.5, solid_capstyle="butt")
-            ax.plot([point], [y], "o", color=color)
-        ax.set_title(title)
-        ax.set_yticks(range(len(rows)), [r[0] for r in rows][::-1])
-        ax.grid(axis="x", alpha=0.3)
-        ax.set_xlabel("human-normalised score")
+    """rliable's panel per metric: each method's interval as a bar, its point as a tick.
+
+    ``points[m]: [K]`` and ``intervals[m]: [2, K]`` (low, high) for the K ``metric_names``;
+    the first method is drawn on top.
+    """
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    methods = list(points)[::-1]  # rliable draws the first one at the bottom
+    colors = {m: "gray" for m in methods} | {methods[-1]: COLORS[0]}
+    fig, _ = plot_utils.plot_interval_estimates(
+        {m: np.asarray(points[m], float) for m in methods},
+        {m: np.asarray(intervals[m], float) for m in methods},
+        list(metric_names),
+        algorithms=methods,
+        colors=colors,
+        xlabel=xlabel,
+        subfigure_width=3.6,
+        row_height=0.5,
+    )
+    try:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def performance_profiles(
+    profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    taus: np.ndarray,
+    path: Path,
+    *,
+    xlabel: str = r"human-normalised score ($\tau$)",
+) -> Path:
+    """rliable's performance profiles: per method, the fraction of runs scoring above each
+    ``tau`` (``profiles[m] = (profile, low, high)``, each ``[T]``) with its shaded interval.
+    The first method is drawn in black, on top."""
+    from rliable import plot_utils
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    palette = [c for c in matplotlib.colormaps["tab10"].colors if c != (0.5, 0.5, 0.5)]
+    colors = {
+        m: "black" if i == 0 else palette[(i - 1) % len(palette)] for i, m in enumerate(profiles)
+    }
+    order = [*list(profiles)[1:], next(iter(profiles))]  # the first one drawn on top
+    plot_utils.plot_performance_profiles(
+        {m: profiles[m][0] for m in order},
+        np.asarray(taus, float),
+        performance_profile_cis={m: np.stack([lo, hi]) for m, (_, lo, hi) in profiles.items()},
+        ax=ax,
+        colors=colors,
+        xlabel=xlabel,
+        ylabel=r"fraction of runs with score $> \tau$",
+        labelsize="large",
+        ticklabelsize="medium",
+    )
+    ax.axvline(1.0, color="gray", linestyle="--", linewidth=0.8)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[-1:] + handles[:-1], labels[-1:] + labels[:-1], frameon=False)
     return _save(fig, path)
 
 

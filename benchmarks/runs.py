@@ -10,17 +10,21 @@ through the functions here.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import enum
 import json
 import os
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -50,23 +54,103 @@ def run_state(run_dir: str | os.PathLike) -> RunState:
     return RunState.NEW
 
 
-def launch(args: Sequence[str]) -> int:
-    """Runs ``python -m dreamer ARGS`` with this interpreter, streaming its output.
+STOP_GRACE_SECONDS = 120.0
+"""How long a stopped run gets to save its checkpoint and exit before it is killed."""
 
-    On Ctrl-C the child (which receives the same SIGINT) gets time to save and exit before
-    the interrupt is passed on, so the run can be resumed.
+
+def launch(
+    args: Sequence[str],
+    *,
+    log: str | os.PathLike | None = None,
+    echo: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> int:
+    """Runs ``python -m dreamer ARGS`` with this interpreter; returns its exit code.
+
+    Its output goes to this process's stdout and stderr, or, with ``log``, is appended to
+    that file (and copied to stdout when ``echo``). ``env`` adds variables to the child's
+    environment; ``cwd`` is its working directory.
+
+    The child runs in a session of its own, so a stop meant for this process (Ctrl-C, a
+    scheduler's SIGTERM or preemption signal, a cancelled task) reaches it only from here:
+    whatever exception interrupts the wait, the child gets one SIGTERM, saves a checkpoint at
+    its next step and exits (killed after ``STOP_GRACE_SECONDS``), then the exception goes on.
     """
     cmd = [sys.executable, "-m", "dreamer", *args]
     print(f"$ {shlex.join(cmd)}", flush=True)
-    proc = subprocess.Popen(cmd)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
+    child_env = {**os.environ, **env} if env else None
+    if log is None:
+        proc = subprocess.Popen(cmd, env=child_env, cwd=cwd, start_new_session=True)
+        return _wait(proc)
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as sink:
+        host = f"{socket.gethostname()}, pid {os.getpid()}, {time.strftime('%F %T')}"
+        sink.write(f"$ {shlex.join(cmd)}  # {host}\n".encode())
+        sink.flush()
+        proc = subprocess.Popen(
+            cmd,
+            env=child_env,
+            cwd=cwd,
+            stdout=subprocess.PIPE if echo else sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return _wait(proc, sink if echo else None)
+
+
+_running: set[subprocess.Popen] = set()
+"""Children of ``launch`` still waited on (by any thread), for ``stop_all``."""
+
+
+def stop_all() -> None:
+    """One SIGTERM to every run this process launched that still runs, then waits for them
+    (threads waiting on runs do not see the main thread's interrupt)."""
+    procs = [p for p in list(_running) if p.poll() is None]
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for proc in procs:
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _wait(proc: subprocess.Popen, tee: BinaryIO | None = None) -> int:
+    """Waits for ``proc`` (copying its piped output to ``tee`` and stdout); stops it on any
+    exception."""
+    _running.add(proc)
+    try:
+        if tee is not None:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for chunk in iter(lambda: os.read(proc.stdout.fileno(), 65536), b""):
+                tee.write(chunk)
+                tee.flush()
+                sys.stdout.write(decoder.decode(chunk))
+                sys.stdout.flush()
+        return proc.wait()
+    except BaseException:
+        stop(proc, tee)
         raise
+    finally:
+        _running.discard(proc)
+
+
+def stop(proc: subprocess.Popen, sink: BinaryIO | None = None) -> None:
+    """One SIGTERM to a running ``proc`` (the CLI saves a checkpoint and exits), then wait."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        output, _ = proc.communicate(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    if output and sink is not None:
+        sink.write(output)
+        sink.flush()
 
 
 def train_args(
@@ -104,19 +188,36 @@ class Outcome:
     """Exit code of the CLI (0 when skipped)."""
     finished: bool
     """Whether the folder holds ``summary.json`` afterwards."""
+    log: Path | None = None
+    """The file holding the run's output (None: it went to the terminal)."""
+    error: str = ""
+    """Why the run could not be run at all (a launcher's failure), if it could not."""
 
 
-def ensure_run(run_dir: str | os.PathLike, train: Sequence[str]) -> Outcome:
-    """Brings ``run_dir`` to the finished state: skip, resume or start it with ``train`` args."""
+def ensure_run(
+    run_dir: str | os.PathLike,
+    train: Sequence[str],
+    *,
+    log: str | os.PathLike | None = None,
+    echo: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> Outcome:
+    """Brings ``run_dir`` to the finished state: skip, resume or start it with ``train`` args.
+
+    ``log``, ``echo``, ``env`` and ``cwd`` go to ``launch``.
+    """
     run_dir = Path(run_dir)
+    log = Path(log) if log is not None else None
     state = run_state(run_dir)
     if state is RunState.FINISHED:
-        return Outcome(run_dir, "skipped", 0, True)
+        return Outcome(run_dir, "skipped", 0, True, log)
+    options = {"log": log, "echo": echo, "env": env, "cwd": cwd}
     if state is RunState.INTERRUPTED:
-        action, code = "resumed", launch(["resume", str(run_dir)])
+        action, code = "resumed", launch(["resume", str(run_dir)], **options)
     else:
-        action, code = "trained", launch(list(train))
-    return Outcome(run_dir, action, code, run_state(run_dir) is RunState.FINISHED)
+        action, code = "trained", launch(list(train), **options)
+    return Outcome(run_dir, action, code, run_state(run_dir) is RunState.FINISHED, log)
 
 
 def group_state(group_dir: str | os.PathLike, seeds: Sequence[int]) -> dict[int, RunState]:

@@ -3,9 +3,10 @@
     python -m benchmarks.scores --published efficientzero
     python -m benchmarks.scores --published all --json
 
-Published tables give one number per game, so each method is a single "run" per game and the
-aggregates are point values: mean, median and per-game IQM of the human-normalised scores
-(``reference/SOURCES.md`` explains why per-game and rliable run-level IQMs differ).
+Published tables give one number per game, so each method is a single "run" per game (a
+``[1, G]`` score matrix for rliable) and the aggregates are point values: mean, median,
+per-game IQM and optimality gap of the human-normalised scores (``reference/SOURCES.md``
+explains why per-game and rliable run-level IQMs differ).
 """
 
 from __future__ import annotations
@@ -33,11 +34,18 @@ def published_hns(method: str, games: Sequence[str] = published.GAMES) -> dict[s
     return out
 
 
+def published_scores(method: str, games: Sequence[str]) -> np.ndarray:
+    """HNS of ``method`` on ``games`` as rliable's ``[1, G]`` matrix (NaN where unpublished)."""
+    hns = published_hns(method, games)
+    return np.array([[hns.get(g, np.nan) for g in games]])
+
+
 def published_aggregates(method: str, games: Sequence[str] = published.GAMES) -> dict[str, Any]:
     """Point aggregates of one published column over ``games``.
 
-    Returns ``{"method", "games", "mean", "median", "iqm", "superhuman"}`` where ``iqm`` is
-    the per-game IQM; aggregates are None and ``note`` explains when no value is published.
+    Returns ``{"method", "games", "mean", "median", "iqm", "optimality_gap", "superhuman"}``
+    where ``iqm`` is the per-game IQM; aggregates are None and ``note`` explains when no value
+    is published.
     """
     hns = published_hns(method, games)
     if not hns:
@@ -47,17 +55,19 @@ def published_aggregates(method: str, games: Sequence[str] = published.GAMES) ->
             "mean": None,
             "median": None,
             "iqm": None,
+            "optimality_gap": None,
             "superhuman": 0,
             "note": f"no published values for '{method}' in the reference table (the column is "
             "empty; see benchmarks/reference/SOURCES.md for why)",
         }
-    runs = [np.array([v]) for v in hns.values()]
+    scores = np.array([list(hns.values())])  # [1, G]
     return {
         "method": method,
         "games": len(hns),
-        "mean": float(stats.mean(runs)),
-        "median": float(stats.median(runs)),
-        "iqm": float(stats.iqm_per_game(runs)),
+        "mean": float(stats.AGGREGATES["mean"](scores)),
+        "median": float(stats.AGGREGATES["median"](scores)),
+        "iqm": float(stats.iqm_per_game(scores)),
+        "optimality_gap": float(stats.AGGREGATES["optimality_gap"](scores)),
         "superhuman": int(sum(v > 1.0 for v in hns.values())),
     }
 
@@ -69,7 +79,7 @@ def format_line(agg: dict[str, Any]) -> str:
     return (
         f"{agg['method']:18s} games={agg['games']:<3d} mean HNS={agg['mean']:.3f}  "
         f"median HNS={agg['median']:.3f}  IQM HNS (per-game)={agg['iqm']:.3f}  "
-        f"superhuman={agg['superhuman']}"
+        f"optimality gap={agg['optimality_gap']:.3f}  superhuman={agg['superhuman']}"
     )
 
 

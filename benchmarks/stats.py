@@ -1,34 +1,37 @@
-"""Scores and their uncertainty: HNS, mean / median / IQM, bootstrap confidence intervals.
+"""Scores and their uncertainty through rliable: HNS, aggregates, intervals, profiles.
 
-One implementation used by every report. Conventions follow rliable (Agarwal et al., 2021,
-"Deep RL at the Edge of the Statistical Precipice"):
+One implementation used by every report: the aggregates are ``rliable.metrics`` and every
+interval is a percentile interval of rliable's stratified bootstrap
+(``rliable.library.get_interval_estimates``; Agarwal et al., 2021, "Deep RL at the Edge of the
+Statistical Precipice"). Conventions are rliable's:
 
-* a *run* is one (game, seed) pair; scores arrive per game as ``runs[g]`` of shape ``[n_g]``
-  (games may have different numbers of seeds);
-* ``mean`` is the mean over games of the per-game mean over seeds; ``median`` the median over
-  games of the per-game means;
-* ``iqm`` is the interquartile mean over *all runs* (games x seeds pooled): the 25 % trimmed
-  mean. ``iqm_per_game`` is the trimmed mean over the per-game means, which is what papers
-  quoting one number per game (and ``reference/SOURCES.md``) call IQM. With one seed per
-  game the two coincide;
-* confidence intervals are percentile intervals of a *stratified* bootstrap: each replicate
-  resamples, with replacement, the seeds within every game (the games stay fixed).
+* the scores of one method are a matrix ``[R, G]``: R runs (seeds) on each of G games (or
+  envs). ``score_matrix`` makes one from per-game seed lists, keeping the first R seeds of
+  every game when games have different numbers (rliable needs the same R on every game);
+* ``mean`` and ``median`` are over games of the per-game means over runs; ``iqm`` is the
+  interquartile (25 % trimmed) mean over *all runs*; ``iqm_per_game`` is the same over the
+  per-game means, what tables quoting one number per game (and ``reference/SOURCES.md``) call
+  IQM (with one run per game the two coincide); ``optimality_gap`` is how far the runs fall
+  short of 1 (the human score), ``1 - mean(min(score, 1))``: lower is better;
+* an interval resamples, with replacement, the runs within every game (the games stay fixed);
+  ``probability_of_improvement`` resamples the two methods independently.
 
-Every aggregate takes per-game arrays of shape ``[..., n_g]`` and reduces the last axis, so
-the same function serves the point estimate (``[n_g]``) and all bootstrap replicates at once
-(``[R, n_g]``).
+rliable draws from numpy's global generator; every function here seeds it for the call (the
+same ``seed`` gives the same interval) and puts its state back afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+from rliable import library, metrics
 
-Aggregate = Callable[[Sequence[np.ndarray]], np.ndarray]
-"""Maps per-game run scores ``runs[g]: [..., n_g]`` to an aggregate ``[...]``."""
+Aggregate = Callable[[np.ndarray], float]
+"""Maps a score matrix ``[R, G]`` to one number."""
 
 
 def human_normalized(score: ArrayLike, random: ArrayLike, human: ArrayLike) -> np.ndarray:
@@ -37,58 +40,31 @@ def human_normalized(score: ArrayLike, random: ArrayLike, human: ArrayLike) -> n
     return (score - random) / (human - random)
 
 
-def trim_mean(x: np.ndarray, proportion: float = 0.25, axis: int = -1) -> np.ndarray:
-    """Mean after cutting ``int(proportion * n)`` values from each end of ``axis``.
+def score_matrix(runs: Sequence[ArrayLike]) -> np.ndarray:
+    """rliable's ``[R, G]`` matrix from per-game scores ``runs[g]: [n_g]`` (seed order).
 
-    Same convention as ``scipy.stats.trim_mean``: with n = 26 and proportion 0.25 it drops the
-    6 lowest and 6 highest values and averages the middle 14.
+    R is the smallest ``n_g``: a game with more seeds contributes its first R.
     """
-    x = np.sort(np.asarray(x, dtype=np.float64), axis=axis)
-    n = x.shape[axis]
-    cut = int(proportion * n)
-    if n - 2 * cut <= 0:
-        raise ValueError(f"trim_mean: cutting {cut} from each end leaves nothing of {n} values")
-    return np.take(x, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+    runs = [np.asarray(r, dtype=np.float64).reshape(-1) for r in runs]
+    if not runs or any(r.size == 0 for r in runs):
+        raise ValueError("score_matrix needs at least one score for every game")
+    size = min(r.size for r in runs)
+    return np.stack([r[:size] for r in runs], axis=1)
 
 
-def game_means(runs: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-game mean over seeds: ``runs[g]: [..., n_g]`` -> ``[..., G]``."""
-    return np.stack([np.asarray(r, dtype=np.float64).mean(axis=-1) for r in runs], axis=-1)
-
-
-def mean(runs: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean over games of per-game means."""
-    return game_means(runs).mean(axis=-1)
-
-
-def median(runs: Sequence[np.ndarray]) -> np.ndarray:
-    """Median over games of per-game means."""
-    return np.median(game_means(runs), axis=-1)
-
-
-def iqm(runs: Sequence[np.ndarray]) -> np.ndarray:
-    """Interquartile mean over all runs pooled (rliable's IQM)."""
-    pooled = np.concatenate([np.asarray(r, dtype=np.float64) for r in runs], axis=-1)
-    return trim_mean(pooled, 0.25, axis=-1)
-
-
-def iqm_per_game(runs: Sequence[np.ndarray]) -> np.ndarray:
-    """Interquartile mean over per-game means (the IQM of one-number-per-game tables)."""
-    return trim_mean(game_means(runs), 0.25, axis=-1)
-
-
-def fraction_above(runs: Sequence[np.ndarray], threshold: float = 1.0) -> np.ndarray:
-    """Fraction of games whose mean exceeds ``threshold`` (HNS > 1: superhuman games)."""
-    return (game_means(runs) > threshold).mean(axis=-1)
+def iqm_per_game(scores: np.ndarray) -> float:
+    """Interquartile mean over the per-game means (the IQM of one-number-per-game tables)."""
+    return metrics.aggregate_iqm(np.mean(scores, axis=0, keepdims=True))
 
 
 AGGREGATES: dict[str, Aggregate] = {
-    "mean": mean,
-    "median": median,
-    "iqm": iqm,
+    "mean": metrics.aggregate_mean,
+    "median": metrics.aggregate_median,
+    "iqm": metrics.aggregate_iqm,
     "iqm_per_game": iqm_per_game,
+    "optimality_gap": metrics.aggregate_optimality_gap,
 }
-"""The aggregates every report shows, by name."""
+"""The aggregates every report shows, by name (``scores: [R, G]`` -> a number)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,47 +83,119 @@ class Interval:
         return f"{self.point:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-def stratified_bootstrap(
-    runs: Sequence[np.ndarray],
-    statistic: Aggregate,
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """numpy's global generator (which rliable draws from) seeded with ``seed`` for the block."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def bootstrap(
+    scores: np.ndarray | Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
     *,
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-) -> Interval:
-    """Percentile CI of ``statistic`` by resampling seeds within each game.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rliable's stratified bootstrap of a vector-valued ``statistic``.
 
     Args:
-      runs: per-game scores, ``runs[g]: [n_g]`` with ``n_g >= 1``.
-      statistic: an ``Aggregate`` such as ``iqm``.
-      reps: bootstrap replicates R.
-      confidence: coverage of the interval (0.95 gives the 2.5 and 97.5 percentiles).
-      seed: seed of the resampling; the same seed gives the same interval.
+      scores: one matrix ``[R, G]`` (runs resampled within each game), or several matrices
+        resampled independently of each other (``statistic`` then takes them all).
+      statistic: maps the scores to ``[K]``.
+      reps: bootstrap replicates.
+      confidence: coverage of the percentile interval.
+      seed: seed of the resampling.
+
+    Returns:
+      ``(point, low, high)``, each ``[K]``.
     """
-    runs = [np.asarray(r, dtype=np.float64).reshape(-1) for r in runs]
-    if not runs or any(r.size == 0 for r in runs):
-        raise ValueError("stratified_bootstrap needs at least one score for every game")
-    rng = np.random.default_rng(seed)
-    resampled = [r[rng.integers(0, r.size, size=(reps, r.size))] for r in runs]  # [R, n_g]
-    replicates = statistic(resampled)
-    return _percentile_interval(float(statistic(runs)), replicates, confidence)
+    matrices = [scores] if isinstance(scores, np.ndarray) else list(scores)
+    if all(np.shape(m)[0] == 1 for m in matrices):  # one run per game: every replicate is
+        point = np.atleast_1d(np.asarray(statistic(*matrices), dtype=np.float64))  # the data
+        return point, point.copy(), point.copy()
+    with seeded(seed):
+        points, intervals = library.get_interval_estimates(
+            {"scores": scores},
+            lambda *s: np.atleast_1d(np.asarray(statistic(*s), dtype=np.float64)),
+            reps=reps,
+            confidence_interval_size=confidence,
+        )
+    point = np.atleast_1d(np.asarray(points["scores"], dtype=np.float64))
+    low, high = np.asarray(intervals["scores"], dtype=np.float64).reshape(2, -1)
+    return point, low, high
 
 
 def aggregate_intervals(
-    runs: Sequence[np.ndarray],
+    scores: np.ndarray,
     *,
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     names: Sequence[str] = tuple(AGGREGATES),
 ) -> dict[str, Interval]:
-    """``stratified_bootstrap`` of each named aggregate (same resampling seed for each)."""
+    """The named aggregates of ``scores: [R, G]``, all from one stratified bootstrap."""
+    functions = [AGGREGATES[name] for name in names]
+    point, low, high = bootstrap(
+        np.asarray(scores, dtype=np.float64),
+        lambda s: np.array([f(s) for f in functions]),
+        reps=reps,
+        confidence=confidence,
+        seed=seed,
+    )
     return {
-        name: stratified_bootstrap(
-            runs, AGGREGATES[name], reps=reps, confidence=confidence, seed=seed
-        )
-        for name in names
+        name: Interval(float(p), float(lo), float(hi))
+        for name, p, lo, hi in zip(names, point, low, high, strict=True)
     }
+
+
+def probability_of_improvement(
+    scores_x: np.ndarray,
+    scores_y: np.ndarray,
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """P(X > Y): over games, the chance that a run of X beats a run of Y (ties count half).
+
+    ``scores_x: [R_x, G]`` and ``scores_y: [R_y, G]`` on the same games; a published table is
+    one run per game (``R_y = 1``). rliable computes each game's term with scipy's
+    Mann-Whitney U, once per game and replicate: keep ``reps`` moderate on many games.
+    """
+    point, low, high = bootstrap(
+        [np.asarray(scores_x, np.float64), np.asarray(scores_y, np.float64)],
+        metrics.probability_of_improvement,
+        reps=reps,
+        confidence=confidence,
+        seed=seed,
+    )
+    return Interval(float(point[0]), float(low[0]), float(high[0]))
+
+
+def performance_profile(
+    scores: np.ndarray,
+    taus: np.ndarray,
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fraction of the runs ``scores: [R, G]`` above each of ``taus: [T]`` (rliable's score
+    distribution), with its interval: ``(profile, low, high)``, each ``[T]``."""
+    taus = np.asarray(taus, np.float64)
+    return bootstrap(
+        np.asarray(scores, np.float64),
+        lambda s: library.score_distributions(s, taus),
+        reps=reps,
+        confidence=confidence,
+        seed=seed,
+    )
 
 
 def bootstrap_mean_curve(
@@ -157,10 +205,11 @@ def bootstrap_mean_curve(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds of aligned curves with a plain bootstrap CI over seeds.
+    """Mean over seeds of aligned curves with a bootstrap interval over seeds at every point.
 
     Args:
-      values: ``[S, T]``, one row per seed on a common grid of T points.
+      values: ``[S, T]``, one row per seed on a common grid of T points (each point is one
+        of rliable's "games": the seeds are resampled at every point).
 
     Returns:
       ``(mean, low, high)``, each ``[T]``. With one seed the interval collapses to the mean.
@@ -168,19 +217,13 @@ def bootstrap_mean_curve(
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] == 0:
         raise ValueError(f"bootstrap_mean_curve expects [S, T] with S >= 1, got {values.shape}")
-    rng = np.random.default_rng(seed)
-    seeds = values.shape[0]
-    idx = rng.integers(0, seeds, size=(reps, seeds))
-    replicates = values[idx].mean(axis=1)  # [R, T]
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(replicates, [tail, 100.0 - tail], axis=0)
-    return values.mean(axis=0), low, high
+    return bootstrap(values, lambda s: s.mean(axis=0), reps=reps, confidence=confidence, seed=seed)
 
 
 def bootstrap_mean(
     values: np.ndarray, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> Interval:
-    """Mean of ``values: [S]`` with a plain bootstrap CI over seeds."""
+    """Mean of ``values: [S]`` with a bootstrap interval over seeds."""
     m, low, high = bootstrap_mean_curve(
         np.asarray(values, dtype=np.float64).reshape(-1, 1),
         reps=reps,

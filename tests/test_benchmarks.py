@@ -16,7 +16,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from scipy.stats import trim_mean as scipy_trim_mean
 
 from benchmarks import (
     aggregate,
@@ -48,40 +47,37 @@ def test_human_normalized_hand_cases():
     )
 
 
-def test_trim_mean_hand_case_and_scipy_convention():
-    assert stats.trim_mean(np.arange(1.0, 9.0), 0.25) == pytest.approx(4.5)  # mean of 3..6
-    x = np.random.default_rng(0).normal(size=(4, 26))
-    np.testing.assert_allclose(stats.trim_mean(x, 0.25), scipy_trim_mean(x, 0.25, axis=-1))
-
-
 def test_aggregates_hand_case():
-    runs_ = [np.array([1.0, 3.0]), np.array([2.0, 2.0]), np.array([10.0, 0.0])]  # means 2, 2, 5
-    assert stats.mean(runs_) == pytest.approx(3.0)
-    assert stats.median(runs_) == pytest.approx(2.0)
-    assert stats.iqm(runs_) == pytest.approx(2.0)  # pooled [0,1,2,2,3,10] -> mean(1,2,2,3)
-    assert stats.iqm_per_game(runs_) == pytest.approx(3.0)  # 3 means: nothing trimmed
-    assert stats.fraction_above(runs_, 2.5) == pytest.approx(1 / 3)
+    scores = np.array([[1.0, 2.0, 10.0], [3.0, 2.0, 0.0]])  # [2 runs, 3 games]: means 2, 2, 5
+    assert stats.AGGREGATES["mean"](scores) == pytest.approx(3.0)
+    assert stats.AGGREGATES["median"](scores) == pytest.approx(2.0)
+    assert stats.AGGREGATES["iqm"](scores) == pytest.approx(2.0)  # [0,1,2,2,3,10] -> 1,2,2,3
+    assert stats.iqm_per_game(scores) == pytest.approx(3.0)  # 3 means: nothing trimmed
+    # min(score, 1): 1, 1, 1, 1, 1, 0 -> 1 - 5/6
+    assert stats.AGGREGATES["optimality_gap"](scores) == pytest.approx(1 / 6)
 
 
-def _synthetic_runs(seeds: int, games: int = 10, seed: int = 0) -> list[np.ndarray]:
+def _synthetic_scores(seeds: int, games: int = 10, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return [g / games + rng.normal(0.0, 0.5, size=seeds) for g in range(games)]
+    return np.arange(games) / games + rng.normal(0.0, 0.5, size=(seeds, games))
 
 
-@pytest.mark.parametrize("name", sorted(stats.AGGREGATES))
-def test_stratified_bootstrap_contains_point_and_is_deterministic(name):
-    data = _synthetic_runs(seeds=5)
-    a = stats.stratified_bootstrap(data, stats.AGGREGATES[name], reps=500, seed=3)
-    b = stats.stratified_bootstrap(data, stats.AGGREGATES[name], reps=500, seed=3)
-    assert a == b
-    assert a.low <= a.point <= a.high
-    assert a.low < a.high
+def test_stratified_bootstrap_contains_point_and_is_deterministic():
+    data = _synthetic_scores(seeds=5)
+    a = stats.aggregate_intervals(data, reps=300, seed=3)
+    b = stats.aggregate_intervals(data, reps=300, seed=3)
+    assert a == b and list(a) == list(stats.AGGREGATES)
+    for interval in a.values():
+        assert interval.low <= interval.point <= interval.high
+        assert interval.low < interval.high
 
 
 def test_stratified_bootstrap_narrows_with_more_seeds():
     widths = []
     for seeds in (3, 10, 100):
-        interval = stats.stratified_bootstrap(_synthetic_runs(seeds), stats.mean, reps=500)
+        [interval] = stats.aggregate_intervals(
+            _synthetic_scores(seeds), names=("mean",), reps=300
+        ).values()
         widths.append(interval.high - interval.low)
     assert widths[0] > widths[1] > widths[2]
     assert widths[2] < 0.5 * widths[0]
@@ -89,8 +85,8 @@ def test_stratified_bootstrap_narrows_with_more_seeds():
 
 def test_stratified_bootstrap_resamples_within_games():
     # One seed per game: every replicate is the data itself, so the interval is a point.
-    data = [np.array([v]) for v in (0.1, 0.5, 2.0, 3.0)]
-    interval = stats.stratified_bootstrap(data, stats.iqm, reps=200)
+    data = np.array([[0.1, 0.5, 2.0, 3.0]])
+    [interval] = stats.aggregate_intervals(data, names=("iqm",), reps=200).values()
     assert interval.low == interval.point == interval.high == pytest.approx(1.25)
 
 
@@ -126,6 +122,19 @@ def test_published_aggregates_reproduce_sources(method):
     n, mean, median, iqm, superhuman = SOURCES_TABLE[method]
     assert got[0] == n and got[4] == superhuman
     np.testing.assert_allclose(got[1:4], (mean, median, iqm), atol=5e-4)
+
+
+def test_published_optimality_gap_from_the_csv():
+    """1 - mean(min(HNS, 1)) over the 26 games, from the CSV with the csv module alone."""
+    with open(published.SCORES_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for method in ("efficientzero", "der"):
+        hns = [
+            (float(r[method]) - float(r["random"])) / (float(r["human"]) - float(r["random"]))
+            for r in rows
+        ]
+        expected = 1.0 - sum(min(h, 1.0) for h in hns) / len(hns)
+        assert scores.published_aggregates(method)["optimality_gap"] == pytest.approx(expected)
 
 
 def test_empty_published_column_is_explained():
@@ -232,7 +241,7 @@ class FakeCli:
         self.calls: list[list[str]] = []
         self.final_return = final_return  # (env_id, algo, seed) -> return
 
-    def __call__(self, args):
+    def __call__(self, args, **options):
         self.calls.append(list(args))
         if args[0] == "resume":
             folder = Path(args[1])
@@ -351,7 +360,7 @@ def test_runner_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
 
 
 def test_runner_main_reports_failures(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runs, "launch", lambda args: 3)  # a CLI that fails at once
+    monkeypatch.setattr(runs, "launch", lambda args, **_: 3)  # a CLI that fails at once
     monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
     code = atari100k.main(["--games", "Pong", "--seeds", "0", "--out", str(tmp_path)])
     assert code == 1
@@ -391,8 +400,9 @@ def test_aggregate_partial_results_report_and_figures(tmp_path, monkeypatch, cap
     assert "Partial results: 4 of 26 games" in capsys.readouterr().out
     report = (root / "report.md").read_text()
     assert "Partial results: 4 of 26 games" in report and "| Qbert | 2 |" in report
-    for name in ("per_game_hns.png", "aggregates.png", "learning_curves.png"):
+    for name in ("per_game_hns.png", "aggregates.png", "performance_profile.png"):
         assert (root / name).stat().st_size > 1000
+    assert (root / "learning_curves.png").stat().st_size > 1000
     summary = json.loads((root / "aggregate.json").read_text())
     assert summary["games"] == ["Alien", "Breakout", "Pong", "Qbert"]
     assert summary["num_runs"] == 7
@@ -406,6 +416,15 @@ def test_aggregate_partial_results_report_and_figures(tmp_path, monkeypatch, cap
     assert pong["hns"] == pytest.approx(expected)
     ours = summary["ours"]["mean"]
     assert ours["low"] <= ours["point"] <= ours["high"]
+    # Alien has one seed, the others two: the aggregates use every game's first seed, at
+    # half of EfficientZero's published score (seed 0), so each game's seed loses to it.
+    assert summary["seeds_in_aggregates"] == 1 and "first 1 (rliable needs" in report
+    hns = np.array([r["hns"] for r in summary["per_game"]])
+    assert summary["ours"]["optimality_gap"]["point"] > 0
+    poi = summary["probability_of_improvement"]
+    assert poi["against"] == "efficientzero" and poi["point"] == pytest.approx(0.0)
+    assert "Probability of improvement over efficientzero" in report
+    assert np.all(np.isfinite(hns))
     assert summary["published_same_games"]["efficientzero"]["games"] == 4
     assert summary["published_all_games"]["efficientzero"]["mean"] == pytest.approx(1.943, abs=5e-4)
 

@@ -85,14 +85,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ): "numpy's true division gives float64 whatever the input dtype",
     (
         "benchmarks/stats.py",
-        "return trim_mean(game_means(runs), 0.25, )",
-    ): "axis=-1 is trim_mean's default",
-    (
-        "benchmarks/stats.py",
-        "runs = [np.asarray(r, dtype=None).reshape(-1) for r in runs]",
-    ): "every aggregate converts to float64 itself; the resampled indices do not depend on it",
-    (
-        "benchmarks/stats.py",
         "reps: int = 2001,",
     ): "the default replicate count changes an interval by Monte Carlo noise only",
     (
