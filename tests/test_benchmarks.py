@@ -834,3 +834,16 @@ def test_ablation_deep_sea_is_the_suites_size_10_env():
     assert "run.eval_every=2000" in overrides and overrides.index("search.prior_mix=0") < (
         overrides.index("x.y=1")
     )
+
+
+def test_unit_costs_times_each_part_of_a_preset(capsys):
+    from benchmarks import unit_costs
+
+    assert unit_costs.main(["--preset", "debug", "--updates", "1", "--acts", "1"]) == 0
+    out = capsys.readouterr().out
+    for part in ("update", "refresh chunk", "acting step", "machine"):
+        assert part in out
+    seconds = [
+        float(line.split()[-2]) for line in out.splitlines() if line.strip().startswith("update")
+    ]
+    assert len(seconds) == 1 and 0 < seconds[0] < 60

@@ -1,0 +1,110 @@
+"""What one update, one target-cache refresh chunk and one acting step cost, for a preset on
+an env: the numbers that decide a CPU-sized budget before any training run.
+
+    python -m benchmarks.unit_costs --preset default --env gymnax:Breakout-MinAtar \\
+        --set 'env.options={"image": true}'
+
+The parts are built as a run builds them (the agent's builder, real networks, real search);
+the replay is filled with random observations of the env's shape (costs do not depend on
+the data), then ``--updates`` updates, one refresh chunk and ``--acts`` acting steps are timed
+after their compilation. Prints seconds per unit and the machine; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.machine import describe_machine, format_machine
+
+
+def _seconds(fn, repeats: int) -> float:
+    """Mean seconds of ``fn()`` over ``repeats`` calls, after one call that compiles."""
+    jax.block_until_ready(fn())
+    tick = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - tick) / repeats
+
+
+def measure(cfg, *, updates: int, acts: int, fill: int = 300) -> dict[str, float]:
+    """Seconds per update, per refresh chunk and per acting step of ``cfg`` on its env."""
+    import envs
+    from dreamer.agents.efficientzero.builder import Parts, Spaces
+
+    if envs.is_jax_env_id(cfg.env.id):
+        env = envs.make_jax(cfg.env.id, **cfg.env.options)
+        spaces = Spaces(env.observation_space, env.action_space, cfg.env.id)
+    else:
+        probe = envs.make(cfg.env.id, **cfg.env.options)
+        spaces = Spaces(probe.observation_space, probe.action_space, cfg.env.id)
+        probe.close()
+    parts = Parts(cfg, spaces)
+    state, replay = parts.new_learner(), parts.new_replay()
+    rng = np.random.default_rng(0)
+    e, a = cfg.env.num_envs, spaces.num_actions
+    shape, dtype = (e,) + spaces.obs_shape, spaces.obs_dtype
+    high = 255 if dtype == np.uint8 else 1
+    for _ in range(fill):
+        obs = (rng.random(shape) < 0.1).astype(dtype) * high
+        replay = parts.add(
+            state,
+            replay,
+            obs,
+            rng.integers(0, a, e),
+            np.zeros(e, np.float32),
+            np.zeros(e, bool),
+            np.zeros(e, bool),
+            np.full((e, a), 1 / a, np.float32),
+        )
+    holder = {"state": state, "replay": replay}
+
+    def learn():
+        holder["state"], holder["replay"], _ = parts.learn(holder["state"], holder["replay"], 1)
+        return holder["state"]
+
+    def refresh():
+        holder["replay"] = parts.refresh(holder["state"], holder["replay"], 0)
+        return holder["replay"]
+
+    key, obs = jax.random.PRNGKey(0), jnp.asarray(obs)
+    act = lambda: parts.act(holder["state"].variables, key, obs, 1.0, 1.0)  # noqa: E731
+    return {
+        "update": _seconds(learn, updates),
+        "refresh_chunk": _seconds(refresh, 2),
+        "refresh_chunk_states": parts.learner.chunk_slots * e,
+        "act_step": _seconds(act, acts),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dreamer.config import apply_overrides
+    from experiments.presets import get
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.unit_costs", description=__doc__)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--env", default="gymnax:CartPole-v1")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--acts", type=int, default=20)
+    args = parser.parse_args(argv)
+    cfg = apply_overrides(get("efficientzero", args.preset), [f"env.id={args.env}", *args.set])
+    costs = measure(cfg, updates=args.updates, acts=args.acts)
+    print(f"{args.preset} on {args.env} {' '.join(args.set)}")
+    print(f"  update         {costs['update']:.4f} s")
+    print(
+        f"  refresh chunk  {costs['refresh_chunk']:.4f} s ({costs['refresh_chunk_states']} states)"
+    )
+    print(f"  acting step    {costs['act_step']:.4f} s ({cfg.env.num_envs} envs)")
+    print(f"  machine        {format_machine(describe_machine())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
