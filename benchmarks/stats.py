@@ -233,12 +233,6 @@ def bootstrap_mean(
     return Interval(float(m[0]), float(low[0]), float(high[0]))
 
 
-def _percentile_interval(point: float, replicates: np.ndarray, confidence: float) -> Interval:
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return Interval(point, float(low), float(high))
-
-
 def digits(values: ArrayLike) -> int:
     """Decimals that show returns of the scale of ``values`` to about 3 significant digits:
     1 from 10 up (CartPole's hundreds), 2 from 1, else 3 (DeepSea's 0.99 against -0.001)."""
@@ -255,10 +249,14 @@ def difference_of_means(
     a, b = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (a, b))
     if a.size == 0 or b.size == 0:
         raise ValueError("difference_of_means needs at least one value in each group")
-    rng = np.random.default_rng(seed)
-    ra = a[rng.integers(0, a.size, size=(reps, a.size))].mean(axis=1)
-    rb = b[rng.integers(0, b.size, size=(reps, b.size))].mean(axis=1)
-    return _percentile_interval(float(a.mean() - b.mean()), ra - rb, confidence)
+    point, low, high = bootstrap(
+        [a.reshape(-1, 1), b.reshape(-1, 1)],
+        lambda x, y: x.mean() - y.mean(),
+        reps=reps,
+        confidence=confidence,
+        seed=seed,
+    )
+    return Interval(float(point[0]), float(low[0]), float(high[0]))
 
 
 BETTER = "better"
