@@ -57,6 +57,35 @@ def parse_run_name(name: str) -> tuple[str, int] | None:
     return game, int(seed)
 
 
+def group_name(game: str, seeds: Sequence[int]) -> str:
+    """Folder and log stem of a group of seeds of one game trained together:
+    ``Pong__seeds0-2`` (``--seeds-per-process``); its seeds' folders are ``seed<S>``."""
+    return f"{game}__seeds{'-'.join(str(k) for k in (seeds[0], seeds[-1]))}"
+
+
+def job_runs(name: str, folder: Path) -> list[tuple[str, int, Path]]:
+    """(game, seed, run folder) of every run a run folder or group folder holds."""
+    key = parse_run_name(name)
+    if key is not None:
+        return [(key[0], key[1], folder)]
+    game, sep, _ = name.partition("__seeds")
+    if not sep or game not in published.GAMES:
+        return []
+    found = []
+    for sub in sorted(Path(folder).glob("seed*")):
+        if sub.name[4:].isdigit():
+            found.append((game, int(sub.name[4:]), sub))
+    return found
+
+
+def run_folders(root: Path) -> list[tuple[str, int, Path]]:
+    """(game, seed, run folder) of every run under ``root/runs``, grouped or not."""
+    found = []
+    for folder in sorted((root / "runs").glob("*__seed*")):
+        found.extend(job_runs(folder.name, folder))
+    return found
+
+
 def game_result(run_dir: Path, game: str, seed: int) -> dict[str, Any]:
     """Per-run result record of a finished Atari run, with its human-normalised score."""
     record = runs.result_record(run_dir, game=game, seed=seed, ale_id=published.ale_id(game))
@@ -73,9 +102,9 @@ def load_results(root: Path) -> list[dict[str, Any]]:
     for path in sorted((root / "results").glob("*.json")):
         record = runs.read_json(path)
         records[(published.canonical_game(record["game"]), int(record["seed"]))] = record
-    for run_dir in sorted((root / "runs").glob("*__seed*")):
-        key = parse_run_name(run_dir.name)
-        if key and key not in records and runs.run_state(run_dir) is runs.RunState.FINISHED:
+    for game, seed, run_dir in run_folders(root):
+        key = (game, seed)
+        if key not in records and runs.run_state(run_dir) is runs.RunState.FINISHED:
             records[key] = game_result(run_dir, *key)
     return [records[k] for k in sorted(records, key=lambda k: (published.GAMES.index(k[0]), k[1]))]
 
@@ -397,13 +426,10 @@ def _figures(
     )
 
     learning: dict[str, list[curves.Curve]] = {}
-    for run_dir in sorted((root / "runs").glob("*__seed*")):
-        key = parse_run_name(run_dir.name)
-        if key is None:
-            continue
+    for game, _, run_dir in run_folders(root):
         curve = runs.eval_curve(run_dir)
         if curve[0].size:
-            learning.setdefault(key[0], []).append(curve)
+            learning.setdefault(game, []).append(curve)
     if learning:
         table = published.load_reference()
         ordered = {g: learning[g] for g in published.GAMES if g in learning}

@@ -6,6 +6,9 @@
         [--ray-address ADDR] [--partition P] [--time-min M] [--slurm-option KEY=VALUE]
 
 Each run gets the folder ``OUT/runs/<Game>__seed<S>`` and the log ``OUT/logs/<Game>__seed<S>.log``.
+With ``--seeds-per-process N`` (EfficientZero), N seeds of a game train together in one
+process, vmapped (``train --seeds``): the group folder ``OUT/runs/<Game>__seeds<a>-<b>`` holds
+a folder ``seed<S>`` per seed, its log is ``OUT/logs/<Game>__seeds<a>-<b>.log``.
 A launcher (``benchmarks.launchers``) runs them: ``local`` (default) as processes here,
 ``--parallel`` at a time; ``ray`` as Ray tasks; ``slurm`` as a submitit job array. Finished
 runs (``summary.json``) are skipped and interrupted ones (``config.json`` only) resumed, so
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import aggregate, launchers, machine, published, runs
-from benchmarks.aggregate import game_result, run_name
+from benchmarks.aggregate import game_result, group_name, run_name
 from dreamer.cli import parse_seeds
 from dreamer.shell.signals import terminate_as_interrupt
 
@@ -39,23 +42,30 @@ def benchmark_jobs(
     out: Path,
     algo: str = "efficientzero",
     overrides: Sequence[str] = (),
+    seeds_per_process: int = 1,
 ) -> list[launchers.Job]:
-    """One job per (game, seed), seeds outermost."""
+    """One job per (game, seed), seeds outermost; with ``seeds_per_process`` > 1 one job per
+    (game, group of that many seeds), the seeds trained together."""
+    if seeds_per_process < 1:
+        raise ValueError(f"--seeds-per-process must be at least 1, got {seeds_per_process}")
     jobs = []
-    for seed in seeds:
+    for first in range(0, len(seeds), seeds_per_process):
+        chunk = tuple(seeds[first : first + seeds_per_process])
         for game in games:
-            name = run_name(game, seed)
+            group = seeds_per_process > 1
+            name = group_name(game, chunk) if group else run_name(game, chunk[0])
             run_dir = out / "runs" / name
             args = runs.train_args(
                 algo=algo,
                 preset=preset,
                 env_id=published.ale_id(game),
-                seed=seed,
+                seed=chunk if group else chunk[0],
                 steps=steps,
                 out=run_dir.absolute(),
                 overrides=overrides,
             )
-            jobs.append(launchers.make_job(name, run_dir, args, out / "logs" / f"{name}.log"))
+            log = out / "logs" / f"{name}.log"
+            jobs.append(launchers.make_job(name, run_dir, args, log, chunk if group else ()))
     return jobs
 
 
@@ -69,6 +79,7 @@ def run_benchmark(
     algo: str = "efficientzero",
     overrides: Sequence[str] = (),
     launcher: launchers.Launcher | None = None,
+    seeds_per_process: int = 1,
 ) -> list[runs.Outcome]:
     """Brings every (game, seed) run to the finished state and writes its result JSON."""
     jobs = benchmark_jobs(
@@ -79,6 +90,7 @@ def run_benchmark(
         out=out,
         algo=algo,
         overrides=overrides,
+        seeds_per_process=seeds_per_process,
     )
     ended = 0
 
@@ -94,21 +106,22 @@ def run_benchmark(
                 flush=True,
             )
             return
-        game, seed = aggregate.parse_run_name(job.name)
-        try:
-            record = game_result(job.run_dir, game, seed)
-        except (KeyError, TypeError, ValueError, OSError) as error:  # the others go on
-            print(f"{head}: finished, but its summary cannot be read: {error!r}", flush=True)
-            return
-        runs.write_json(out / "results" / f"{job.name}.json", record)
-        sps = record["steps_per_second"] or float("nan")
-        print(
-            f"{head}: {outcome.action}: final eval return {record['final_eval_return']:.1f} "
-            f"(HNS {record['hns']:.3f}) over {len(record['eval_returns'])} episodes; "
-            f"{record['env_steps']} env steps, {record['updates']} updates in "
-            f"{record['wall_seconds']:.0f} s ({sps:.1f} env steps/s)",
-            flush=True,
-        )
+        for game, seed, run_dir in aggregate.job_runs(job.name, job.run_dir):
+            try:
+                record = game_result(run_dir, game, seed)
+            except (KeyError, TypeError, ValueError, OSError) as error:  # the others go on
+                print(f"{head}: finished, but {run_dir}'s summary cannot be read: {error!r}")
+                continue
+            runs.write_json(out / "results" / f"{run_name(game, seed)}.json", record)
+            sps = record["steps_per_second"] or float("nan")
+            print(
+                f"{head}: seed {seed} {outcome.action}: final eval return "
+                f"{record['final_eval_return']:.1f} (HNS {record['hns']:.3f}) over "
+                f"{len(record['eval_returns'])} episodes; {record['env_steps']} env steps, "
+                f"{record['updates']} updates in {record['wall_seconds']:.0f} s "
+                f"({sps:.1f} env steps/s)",
+                flush=True,
+            )
 
     return (launcher or launchers.LocalLauncher()).run(jobs, on_done=record)
 
@@ -212,6 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="config override passed to every run (repeatable)",
     )
     parser.add_argument("--no-report", action="store_true", help="skip the aggregate report")
+    parser.add_argument(
+        "--seeds-per-process",
+        type=int,
+        default=1,
+        help="seeds of a game trained together in one process, vmapped (EfficientZero; "
+        "default 1: one process per run)",
+    )
     add_launcher_arguments(parser)
     args = parser.parse_args(argv)
     games = published.parse_games(args.games)
@@ -237,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             algo=args.algo,
             overrides=args.overrides,
             launcher=launcher,
+            seeds_per_process=args.seeds_per_process,
         )
     failed = [o for o in outcomes if not o.finished]
     print(

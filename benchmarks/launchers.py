@@ -3,11 +3,13 @@
     launcher = make_launcher("ray", gpus_per_run=0.25)
     outcomes = launcher.run(jobs, on_done=write_result)
 
-A ``Job`` is one run: its name, its folder, its log file and the ``python -m dreamer train``
-arguments that start it. Wherever the engine places it, a job is ``runs.ensure_run``: a
-finished folder is skipped, an interrupted one resumed (``python -m dreamer resume``), a new
-one started, so running the same jobs again continues them. Runs already finished are skipped
-here, before anything is sent to the engine.
+A ``Job`` is one run, or one group of seeds trained together in one process (``seeds``;
+``train --seeds``, their folders ``run_dir/seed<k>``): its name, its folder, its log file and
+the ``python -m dreamer train`` arguments that start it. Wherever the engine places it, a job
+is ``runs.ensure_run`` (a group: ``runs.ensure_group``): a finished folder is skipped, an
+interrupted one resumed (``python -m dreamer resume``), a new one started, so running the same
+jobs again continues them. Jobs already finished are skipped here, before anything is sent to
+the engine.
 
 * ``LocalLauncher``: subprocesses of this process, ``parallel`` at a time.
 * ``RayLauncher``: one Ray task per run, asking for ``gpus_per_run`` GPUs (a fraction lets
@@ -62,6 +64,15 @@ class Job:
     """Working directory of the run (where the benchmark was started)."""
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Variables added to the run's environment."""
+    seeds: tuple[int, ...] = ()
+    """A group's seeds (``train_args`` hold ``--seeds``); empty for one run."""
+
+    def finished(self) -> bool:
+        """Whether the run (every seed of a group) holds its summary."""
+        if self.seeds:
+            states = runs.group_state(self.run_dir, self.seeds).values()
+            return all(state is runs.RunState.FINISHED for state in states)
+        return runs.run_state(self.run_dir) is runs.RunState.FINISHED
 
 
 OnDone = Callable[[Job, runs.Outcome], None]
@@ -69,7 +80,11 @@ OnDone = Callable[[Job, runs.Outcome], None]
 
 
 def make_job(
-    name: str, run_dir: str | os.PathLike, train_args: Sequence[str], log: str | os.PathLike
+    name: str,
+    run_dir: str | os.PathLike,
+    train_args: Sequence[str],
+    log: str | os.PathLike,
+    seeds: Sequence[int] = (),
 ) -> Job:
     """A ``Job`` whose paths are absolute and whose workers import this source tree."""
     path = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -80,25 +95,35 @@ def make_job(
         log=Path(log).absolute(),
         cwd=Path.cwd(),
         env={"PYTHONPATH": path},
+        seeds=tuple(int(k) for k in seeds),
     )
 
 
-def run_job(job: Job) -> runs.Outcome:
-    """What a worker does with a job: ``runs.ensure_run`` with the output to the job's log."""
-    return runs.ensure_run(
-        job.run_dir,
-        job.train_args,
-        log=job.log,
-        echo=False,
-        env=job.env,
-        cwd=job.cwd if job.cwd.is_dir() else None,
-    )
+def with_seeds(train_args: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    """A group's ``train`` arguments for some of its seeds (those still to start)."""
+    args = list(train_args)
+    args[args.index("--seeds") + 1] = ",".join(str(k) for k in seeds)
+    return args
+
+
+def run_job(job: Job, *, echo: bool = False) -> runs.Outcome:
+    """What a worker does with a job: ``runs.ensure_run`` (a group: ``runs.ensure_group``)
+    with the output to the job's log (and here too with ``echo``)."""
+    options = {
+        "log": job.log,
+        "echo": echo,
+        "env": job.env,
+        "cwd": job.cwd if job.cwd.is_dir() else None,
+    }
+    if job.seeds:
+        start = lambda seeds: with_seeds(job.train_args, seeds)  # noqa: E731
+        return runs.ensure_group(job.run_dir, job.seeds, start, **options)
+    return runs.ensure_run(job.run_dir, job.train_args, **options)
 
 
 def failed(job: Job, reason: str) -> runs.Outcome:
     """The outcome of a job its launcher could not run to the end."""
-    finished = runs.run_state(job.run_dir) is runs.RunState.FINISHED
-    return runs.Outcome(job.run_dir, "failed", -1, finished, job.log, reason)
+    return runs.Outcome(job.run_dir, "failed", -1, job.finished(), job.log, reason)
 
 
 def memory_env(share: float) -> dict[str, str]:
@@ -131,7 +156,7 @@ class Launcher(abc.ABC):
         outcomes: dict[str, runs.Outcome] = {}
         pending = []
         for job in jobs:
-            if runs.run_state(job.run_dir) is runs.RunState.FINISHED:
+            if job.finished():
                 outcomes[job.name] = runs.Outcome(job.run_dir, "skipped", 0, True, job.log)
                 on_done(job, outcomes[job.name])
             else:
@@ -168,12 +193,7 @@ class LocalLauncher(Launcher):
         if self.parallel == 1:
             for i, job in enumerate(jobs, 1):
                 _announce(i, len(jobs), job, "runs here")
-                yield (
-                    job,
-                    runs.ensure_run(
-                        job.run_dir, job.train_args, log=job.log, env=job.env, cwd=job.cwd
-                    ),
-                )
+                yield job, run_job(job, echo=True)
             return
         extra = memory_env(1.0 / self.parallel)
         pool = concurrent.futures.ThreadPoolExecutor(self.parallel)

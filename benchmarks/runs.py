@@ -229,15 +229,23 @@ def ensure_group(
     group_dir: str | os.PathLike,
     seeds: Sequence[int],
     train: Callable[[Sequence[int]], Sequence[str]],
+    *,
+    log: str | os.PathLike | None = None,
+    echo: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
 ) -> Outcome:
     """Brings the seeds' folders ``group_dir/seed<k>`` to the finished state.
 
     Seeds that stopped after a checkpoint are resumed (``resume GROUP_DIR`` continues the
     seeds of the group's record together; a seed the record does not hold is resumed alone);
     seeds not started, or stopped before their first checkpoint, are trained together with the
-    arguments ``train(those seeds)``. Launching stops at the first failure.
+    arguments ``train(those seeds)``. Launching stops at the first failure. ``log``,
+    ``echo``, ``env`` and ``cwd`` go to ``launch``.
     """
     group_dir = Path(group_dir)
+    log = Path(log) if log is not None else None
+    options = {"log": log, "echo": echo, "env": env, "cwd": cwd}
 
     def waiting(*, checkpointed: bool) -> list[int]:
         """Unfinished seeds with (or without) a checkpoint to resume from."""
@@ -251,19 +259,20 @@ def ensure_group(
     code, actions = 0, []
     recorded = _recorded_seeds(group_dir) if is_group(group_dir) else []
     if set(waiting(checkpointed=True)) & set(recorded):
-        code = launch(["resume", str(group_dir)])
+        code = launch(["resume", str(group_dir)], **options)
         actions.append("resumed")
     for k in waiting(checkpointed=True) if code == 0 else []:
-        code = launch(["resume", str(seed_folder(group_dir, k))])
+        code = launch(["resume", str(seed_folder(group_dir, k))], **options)
         actions.append("resumed")
         if code:
             break
     fresh = waiting(checkpointed=False)
     if fresh and code == 0:
-        code = launch(list(train(fresh)))
+        code = launch(list(train(fresh)), **options)
         actions.append("trained")
     finished = all(s is RunState.FINISHED for s in group_state(group_dir, seeds).values())
-    return Outcome(group_dir, ", ".join(dict.fromkeys(actions)) or "skipped", code, finished)
+    action = ", ".join(dict.fromkeys(actions)) or "skipped"
+    return Outcome(group_dir, action, code, finished, log)
 
 
 def _recorded_seeds(group_dir: Path) -> list[int]:

@@ -125,9 +125,9 @@ def measure(cfg: Any, run_dir: Path, *, full: Any) -> dict[str, Any]:
     compile_seconds = precompile(agent)
     book = open_book(cfg, run_dir, resume=False)
     try:
-        loop = HostLoop(cfg, agent, book, profile=True)
+        loop = HostLoop(cfg, agent, [book], profile=True)
         tick = time.perf_counter()
-        summary = loop.run(resume=False)
+        (summary,) = loop.run(resume=False)
     finally:
         book.close()
     wall = time.perf_counter() - tick

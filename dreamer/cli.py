@@ -295,7 +295,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--seeds",
         help="several seeds, 0,1,2 or 0-9: one run folder each, OUT/seed<k>; EfficientZero "
-        "on a JAX-native env (gymnax:<id>) trains them together in one process",
+        "trains them together in one process, vmapped (fused on a JAX-native env such as "
+        "gymnax:<id>, in the host loop on any other)",
     )
     train.set_defaults(func=cmd_train)
 

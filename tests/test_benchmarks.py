@@ -165,16 +165,28 @@ def test_scores_module_entry_point_all():
     assert "efficient_zero_v2" in done.stdout and "no published values" in done.stdout
 
 
-@pytest.mark.parametrize("module", ["atari100k", "aggregate", "sample_efficiency", "ablation"])
-def test_module_entry_points_parse_arguments(module):
-    done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{module}", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
+ENTRY_POINTS = ("atari100k", "aggregate", "sample_efficiency", "ablation", "seed_batch")
+
+
+def test_module_entry_points_parse_arguments():
+    """``python -m benchmarks.<module> --help`` for each, in one interpreter (as ``-m`` runs
+    them: ``runpy`` with ``__name__ == "__main__"``)."""
+    code = (
+        "import runpy, sys\n"
+        f"for name in {ENTRY_POINTS!r}:\n"
+        "    sys.argv = ['-m', '--help']\n"
+        "    try:\n"
+        "        runpy.run_module(f'benchmarks.{name}', run_name='__main__', alter_sys=True)\n"
+        "    except SystemExit as stop:\n"
+        "        assert stop.code == 0, (name, stop.code)\n"
+        "    print(f'=== {name} done', flush=True)\n"
     )
-    assert done.stdout.startswith(f"usage: python -m benchmarks.{module}")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    for module in ENTRY_POINTS:
+        assert f"usage: python -m benchmarks.{module}" in done.stdout
+        assert f"=== {module} done" in done.stdout
 
 
 def test_reference_is_packaged_and_games_map_to_ale_ids():
@@ -778,9 +790,9 @@ def test_ablation_runs_each_variant_as_a_group_and_gives_a_verdict_per_mechanism
     }
 
     class Fake(FakeCli):
-        def __call__(self, args):
+        def __call__(self, args, **options):
             self.args = args
-            return super().__call__(args)
+            return super().__call__(args, **options)
 
     def final(env_id, algo, seed):
         shift = sum(v for k, v in effect.items() if k in fake.args)
@@ -847,3 +859,29 @@ def test_unit_costs_times_each_part_of_a_preset(capsys):
         float(line.split()[-2]) for line in out.splitlines() if line.strip().startswith("update")
     ]
     assert len(seconds) == 1 and 0 < seconds[0] < 60
+
+
+def test_seed_batch_rate_and_report(tmp_path):
+    from benchmarks import seed_batch
+
+    for k in (0, 1):  # two seeds of one process share its clock
+        folder = tmp_path / f"seed{k}"
+        folder.mkdir()
+        rows = ["env_steps,wall_seconds", "250,40", "500,50", "750,60", "1000,70"]
+        (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    folders = [tmp_path / "seed0", tmp_path / "seed1"]
+    assert seed_batch.second_half_rate(folders, 1000) == pytest.approx(2 * 500 / 20)
+    assert seed_batch.second_half_rate(folders[:1], 4000) is None  # no row past half
+    result = {
+        "argv": ["--seeds", "2"],
+        "machine": FAKE_MACHINE,
+        "preset": "p",
+        "env": "ALE/Pong-v5",
+        "steps": 1000,
+        "one": {"seeds": 1, "wall_seconds": 100.0, "steady_env_steps_per_second": 25.0},
+        "many": {"seeds": 2, "wall_seconds": 130.0, "steady_env_steps_per_second": None},
+        "ratio": 1.3,
+    }
+    text = seed_batch.report(result)
+    assert "| 1 | 100 | 25.0 |" in text and "| 2 | 130 | – |" in text
+    assert "wall(2 together) / wall(1) = **1.30** (2 runs one after another: 2.00)" in text

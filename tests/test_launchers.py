@@ -220,3 +220,55 @@ def test_submitit_requeues_a_preempted_run_which_resumes(tmp_path):
     assert "stopped by SIGTERM at env step" in log and "resuming" in log
     assert env_steps(long) == 3000 and env_steps(other) == 200
     assert [o.action for o in again] == ["skipped", "skipped"]
+
+
+def test_a_group_job_trains_its_seeds_together_and_is_skipped_once_finished(tmp_path):
+    group_dir = tmp_path / "runs" / "g"
+    args = runs.train_args(
+        algo="dqn", preset="debug", env_id="CartPole-v1", seed=(0, 1), steps=200, out=group_dir
+    )
+    j = launchers.make_job("g", group_dir, args, tmp_path / "logs" / "g.log", seeds=(0, 1))
+    assert not j.finished()
+    first, again, _ = launch_twice(launchers.LocalLauncher(), [j])
+    assert (first[0].action, first[0].finished, first[0].log) == ("trained", True, j.log)
+    assert j.finished() and (again[0].action, again[0].finished) == ("skipped", True)
+    for k in (0, 1):
+        summary = json.loads((group_dir / f"seed{k}" / "summary.json").read_text())
+        assert (summary["seed"], summary["env_steps"]) == (k, 200)
+    assert launchers.with_seeds(args, [1])[args.index("--seeds") + 1] == "1"
+
+
+def test_atari_jobs_group_seeds_per_process_and_the_report_finds_their_folders(tmp_path):
+    from benchmarks import aggregate
+
+    jobs = atari100k.benchmark_jobs(
+        games=["Pong", "Boxing"],
+        seeds=[0, 1, 2],
+        steps=300,
+        preset="atari100k",
+        out=tmp_path,
+        seeds_per_process=2,
+    )
+    assert [(j.name, j.seeds) for j in jobs] == [
+        ("Pong__seeds0-1", (0, 1)),
+        ("Boxing__seeds0-1", (0, 1)),
+        ("Pong__seeds2-2", (2,)),
+        ("Boxing__seeds2-2", (2,)),
+    ]
+    assert jobs[0].train_args[jobs[0].train_args.index("--seeds") + 1] == "0,1"
+    assert jobs[0].log.name == "Pong__seeds0-1.log"
+    for seed in (0, 1):
+        (jobs[0].run_dir / f"seed{seed}").mkdir(parents=True)
+    (tmp_path / "runs" / "Pong__seed2").mkdir()
+    found = [
+        (g, k, p.relative_to(tmp_path).as_posix()) for g, k, p in aggregate.run_folders(tmp_path)
+    ]
+    assert sorted(found) == [
+        ("Pong", 0, "runs/Pong__seeds0-1/seed0"),
+        ("Pong", 1, "runs/Pong__seeds0-1/seed1"),
+        ("Pong", 2, "runs/Pong__seed2"),
+    ]
+    with pytest.raises(ValueError, match="seeds-per-process"):
+        atari100k.benchmark_jobs(
+            games=["Pong"], seeds=[0], steps=1, preset="p", out=tmp_path, seeds_per_process=0
+        )

@@ -65,7 +65,13 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         "targets_only",
     ),
     "dreamer/agents/efficientzero/augment.py": ("tests/test_augment.py",),
+    "dreamer/agents/efficientzero/dreaming.py": ("tests/test_dreaming.py",),
     "dreamer/loops/fused_scan.py": ("tests/test_fused.py",),
+    "dreamer/loops/host.py": ("tests/test_host_seeds.py", "tests/test_loops.py"),
+    "dreamer/loops/algos.py": ("tests/test_loops.py",),
+    "dreamer/agents/baselines/dqn/learning.py": ("tests/test_dqn.py",),
+    "dreamer/agents/baselines/dqn/replay.py": ("tests/test_dqn.py",),
+    "dreamer/agents/baselines/ppo/learning.py": ("tests/test_ppo.py",),
     "benchmarks/stats.py": ("tests/test_benchmarks.py", "tests/test_stats.py"),
 }
 """Module -> the test files (or test ids) whose tests every mutant of the module runs."""
@@ -75,8 +81,10 @@ EXCLUDE_TESTS = ("tests/test_benchmarks.py::test_ale_ids_are_registered",)
 
 DEFAULT_SAMPLE = 20
 """Mutants per module in the default run (under an hour on 2 shared cores)."""
-DEFAULT_MODULES = tuple(m for m in COVERAGE if m != "dreamer/loops/fused_scan.py")
-"""``fused_scan.py``'s tests are whole training runs (minutes per mutant): run it on request."""
+SLOW_MODULES = ("dreamer/loops/fused_scan.py", "dreamer/loops/host.py")
+"""Modules whose tests are short training runs (a minute or more per mutant)."""
+DEFAULT_MODULES = tuple(m for m in COVERAGE if m not in SLOW_MODULES)
+"""The default run; the loops' modules are run on request (``--modules``), one at a time."""
 
 EQUIVALENT: dict[tuple[str, str], str] = {
     (
@@ -330,28 +338,59 @@ def summarise(chosen: dict[str, list[str]]) -> dict[str, Any]:
     return modules
 
 
+def merge(out: Path, modules: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The modules of earlier runs in ``out/report.json`` with this run's replacing theirs;
+    each module keeps the date, commit and command of the run that scored it."""
+    stamp = {k: meta[k] for k in ("date", "commit", "command", "sample", "seed")}
+    merged: dict[str, Any] = {}
+    path = out / "report.json"
+    if path.exists():
+        merged = json.loads(path.read_text()).get("modules", {})
+    for module, m in modules.items():
+        merged[module] = {**m, **stamp}
+    order = list(COVERAGE)
+    return dict(sorted(merged.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+
+
+def git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (done.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+
+
 def write_report(modules: dict[str, Any], out: Path, meta: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    modules = merge(out, modules, meta)
     (out / "report.json").write_text(json.dumps({"meta": meta, "modules": modules}, indent=1))
     lines = [
         "# Mutation testing report",
         "",
-        f"Command: `{meta['command']}`; mutmut {meta['mutmut']}, sample {meta['sample']} per "
-        f"module (seed {meta['seed']}), {meta['jobs']} workers, wall time "
-        f"{meta['wall_minutes']:.0f} min on {meta['machine']}.",
+        f"Newest run: `{meta['command']}`; mutmut {meta['mutmut']}, {meta['jobs']} workers, "
+        f"wall time {meta['wall_minutes']:.0f} min on {meta['machine']}. Modules are scored "
+        "one run at a time (each row names its run's date, commit and sample; seed 0 draws "
+        "the same mutants from the same sources).",
         "",
         "Score = (killed + timeout) / (tested - equivalent); the interval is the 95% Wilson "
         "interval of that proportion (the sample's uncertainty about the whole module).",
         "",
-        "| module | mutants | tested | killed | timeout | survived | equivalent | score | 95% |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| module | mutants | tested | killed | timeout | survived | equivalent | score | 95% "
+        "| date, commit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for module, m in modules.items():
         score = "—" if m["score"] is None else f"{100 * m['score']:.0f}%"
         low, high = m["score_95"]
         lines.append(
             f"| `{module}` | {m['generated']} | {m['tested']} | {m['killed']} | {m['timeout']} "
-            f"| {m['survived']} | {m['equivalent']} | {score} | {100 * low:.0f}–{100 * high:.0f}% |"
+            f"| {m['survived']} | {m['equivalent']} | {score} | {100 * low:.0f}–{100 * high:.0f}% "
+            f"| {m.get('date', '?')}, `{m.get('commit', '?')}` |"
         )
     lines += ["", "## Survivors", ""]
     for module, m in modules.items():
@@ -414,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     machine = describe_machine(with_jax=False)
     meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": git_commit(),
         "command": "python -m tools.mutation " + " ".join(argv or sys.argv[1:]),
         "mutmut": version("mutmut"),
         "sample": args.sample,

@@ -8,6 +8,7 @@ neither imports the other: the choice is made here, once per command.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from dreamer.loops import fused, host
 from dreamer.shell.checkpoint import Checkpointer, CheckpointError
 from dreamer.shell.evaluation import Video
 
-__all__ = ["ALGO", "Agent", "Config", "evaluate", "is_jax_native", "train"]
+__all__ = ["ALGO", "Agent", "Config", "evaluate", "is_jax_native", "train", "train_seeds"]
 
 
 def is_jax_native(cfg: Config) -> bool:
@@ -47,6 +48,16 @@ def train(
     if is_jax_native(cfg):
         return fused.train_seeds(cfg, [run_dir], [cfg.run.seed], resume=resume)[0]
     return host.train(cfg, run_dir, resume=resume, profile=profile)
+
+
+def train_seeds(
+    cfg: Config, run_dirs: Sequence[Path], seeds: Sequence[int], *, resume: bool
+) -> list[dict[str, Any]]:
+    """Train ``seeds`` of ``cfg`` together in one process, seed k in ``run_dirs[k]``: seeds
+    ``vmap``ped in the fused loop for a JAX-native env, in the host loop for any other."""
+    if is_jax_native(cfg):
+        return fused.train_seeds(cfg, run_dirs, seeds, resume=resume)
+    return host.train_seeds(cfg, run_dirs, seeds, resume=resume)
 
 
 def evaluate(

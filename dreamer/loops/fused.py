@@ -37,6 +37,11 @@ def build(cfg: Config) -> tuple[Parts, Fused]:
     JAX-native)."""
     import envs
 
+    if cfg.loop.devices != 1:
+        raise ConfigError(
+            f"loop.devices={cfg.loop.devices}: the fused loop ({cfg.env.id} is JAX-native) runs "
+            "on one device; its seeds are the batch axis. Set loop.devices=1."
+        )
     env = envs.make_jax(cfg.env.id, **cfg.env.options)
     agent = Parts(cfg, Spaces(env.observation_space, env.action_space, cfg.env.id))
     period = cfg.optim.target_update_every

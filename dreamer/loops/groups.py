@@ -1,9 +1,11 @@
 """Groups of runs that differ only in their seed: ``train --seeds 0-9 --out DIR``.
 
-A group folder holds ``group.json`` (the algorithm, the seeds, and whether they train fused)
-and one ordinary run folder per seed, ``DIR/seed<k>``. EfficientZero on a JAX-native env
-trains every seed in one process and one ``jit`` (``dreamer.loops.fused``, seeds vmapped); any
-other run trains the seeds one after another. ``resume DIR`` continues the whole group.
+A group folder holds ``group.json`` (the algorithm, the seeds, and whether they train together)
+and one ordinary run folder per seed, ``DIR/seed<k>``. EfficientZero trains every seed in one
+process with the seeds ``vmap``ped: in one ``jit`` on a JAX-native env (``dreamer.loops.fused``),
+in the host loop on any other (``dreamer.loops.host.train_seeds``: one vector env for all the
+seeds' environments). The baselines train the seeds one after another. ``resume DIR``
+continues the whole group.
 """
 
 from __future__ import annotations
@@ -39,20 +41,29 @@ def fused_possible(algo: str, cfg: Any) -> bool:
     return is_jax_native(cfg)
 
 
+def trains_together(algo: str) -> bool:
+    """Whether the seeds of ``algo`` train in one process, vmapped (EfficientZero's do)."""
+    return algo == "efficientzero"
+
+
 def train_group(algo_name: str, cfg: Any, out: Path, seeds: Sequence[int]) -> list[dict[str, Any]]:
     """Train ``seeds`` of ``cfg`` into ``out/seed<k>``; the summaries, in seed order."""
     out = Path(out)
     folders = [seed_folder(out, k) for k in seeds]
     for folder in folders:
         check_can_start(folder)
-    fused = fused_possible(algo_name, cfg)
+    record = {
+        "algo": algo_name,
+        "seeds": [int(k) for k in seeds],
+        "fused": fused_possible(algo_name, cfg),
+        "together": trains_together(algo_name),
+    }
     out.mkdir(parents=True, exist_ok=True)
-    record = {"algo": algo_name, "seeds": [int(k) for k in seeds], "fused": fused}
     (out / GROUP_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    if fused:
-        from dreamer.loops import fused as fused_loop
+    if record["together"]:
+        from dreamer.loops.efficientzero import train_seeds
 
-        return fused_loop.train_seeds(cfg, folders, seeds, resume=False)
+        return train_seeds(cfg, folders, seeds, resume=False)
     algo = algos.get(algo_name)
     return [
         algo.train(replace_path(cfg, "run.seed", int(k)), folder, resume=False)
@@ -75,8 +86,8 @@ def resume_group(out: Path) -> list[dict[str, Any]]:
     finished = [(folder / SUMMARY_FILE).exists() for folder in folders]
     if all(finished):
         return [read_json(folder / SUMMARY_FILE) for folder in folders]
-    if record.get("fused"):
-        from dreamer.loops import fused as fused_loop
+    if record.get("fused") or record.get("together"):
+        from dreamer.loops.efficientzero import train_seeds
 
         if any(finished) or any(latest_checkpoint(f) is None for f in folders):
             raise ConfigError(
@@ -84,7 +95,7 @@ def resume_group(out: Path) -> list[dict[str, Any]]:
                 "on its own (`python -m dreamer resume DIR/seed<k>`)."
             )
         base = replace_path(configs[0], "run.seed", int(seeds[0]))
-        return fused_loop.train_seeds(base, folders, seeds, resume=True)
+        return train_seeds(base, folders, seeds, resume=True)
     summaries = []
     for cfg, folder, done in zip(configs, folders, finished, strict=True):
         if done:

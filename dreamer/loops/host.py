@@ -6,6 +6,13 @@ and replay share it) and the actions come back; metrics come back once per log r
 run ``count`` at a time in one jitted call (``Learner.learn``), dispatched before the host
 steps the environments so that both proceed together.
 
+Several seeds of one config can train in one process (``train --seeds 0-2`` on an ALE env,
+``train_seeds``): one vector env holds every seed's environments, and acting, the updates,
+the target-cache refresh and the replay writes are the same functions ``vmap``ped over a
+leading run axis (``RunAxis``), with the learner states and replays stacked. Each seed keeps
+its own run folder, keys, environment seeds and evaluation, so its curve is the one it gets
+alone (up to float rounding of the batched kernels); a single run uses the functions as built.
+
 Checkpoints are taken every ``run.checkpoint_every`` env steps. At each checkpoint the
 environments are reset with a seed derived from (seed, env step) and the replay cuts the
 running episodes, so a run resumed from a checkpoint continues exactly as the uninterrupted
@@ -15,6 +22,7 @@ run does (same data, same updates, same curve on the same machine).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +33,16 @@ import numpy as np
 from dreamer.agents.efficientzero import compute
 from dreamer.agents.efficientzero.actor import greedy_policy
 from dreamer.agents.efficientzero.builder import ALGO, Parts, Spaces, validate
-from dreamer.agents.efficientzero.config import Config
+from dreamer.agents.efficientzero.config import Config, ConfigError, replace_path
 from dreamer.agents.efficientzero.reward_scale import RewardScale
 from dreamer.agents.efficientzero.search import temperature_at
 from dreamer.core.errors import NonFiniteLossError
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.evaluation import Video, evaluate_policy, make_vector_env
 from dreamer.shell.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.shell.signals import RunStopped
 
-__all__ = ["HostLoop", "evaluate", "open_book", "probe_spaces", "train"]
+__all__ = ["HostLoop", "RunAxis", "evaluate", "open_book", "probe_spaces", "train", "train_seeds"]
 
 
 @jax.jit
@@ -41,8 +50,8 @@ def _accumulate(total: dict[str, jax.Array], more: dict[str, jax.Array]) -> dict
     return jax.tree.map(jnp.add, total, more)
 
 
-def _env_seed(cfg: Config, env_steps: int) -> int:
-    return cfg.run.seed * 1_000_003 + env_steps
+def _env_seed(seed: int, env_steps: int) -> int:
+    return seed * 1_000_003 + env_steps
 
 
 def probe_spaces(cfg: Config) -> Spaces:
@@ -66,23 +75,101 @@ def train(
     summary. ``profile`` waits for the device after every phase of the loop so that
     ``seconds_by_phase`` in the summary attributes time exactly (the benchmarks use it; it
     costs some overlap)."""
+    return train_seeds(cfg, [Path(run_dir)], [cfg.run.seed], resume=resume, profile=profile)[0]
+
+
+def train_seeds(
+    cfg: Config,
+    run_dirs: Sequence[Path],
+    seeds: Sequence[int],
+    *,
+    resume: bool = False,
+    profile: bool = False,
+) -> list[dict[str, Any]]:
+    """Train ``seeds`` of ``cfg`` in one process, seed k in ``run_dirs[k]`` (see the module
+    docstring); the summaries, in seed order."""
+    if len(run_dirs) != len(seeds) or not seeds:
+        raise ValueError("one run folder per seed")
     validate(cfg)
+    if len(seeds) > 1 and cfg.loop.devices != 1:
+        raise ConfigError(
+            f"loop.devices={cfg.loop.devices} splits one run's batch over devices; seeds "
+            "trained together (--seeds) run on one device. Train one seed per process, or "
+            "set loop.devices=1."
+        )
     agent = Parts(cfg, probe_spaces(cfg))
-    book = open_book(cfg, run_dir, resume=resume)
+    books: list[RunBook] = []
     try:
-        return HostLoop(cfg, agent, book, profile=profile).run(resume=resume)
+        for seed, run_dir in zip(seeds, run_dirs, strict=True):
+            books.append(
+                open_book(replace_path(cfg, "run.seed", int(seed)), run_dir, resume=resume)
+            )
+        return HostLoop(cfg, agent, books, profile=profile).run(resume=resume)
     finally:
-        book.close()
+        for book in reversed(books):  # signal handlers are restored in reverse order
+            book.close()
+
+
+class RunAxis:
+    """The agent's per-run functions applied to the loop's R runs: as built for one run, and
+    ``vmap``ped over a leading run axis for several (learner states, replays and keys then
+    stacked, environment arrays ``[R * E, ...]`` split into ``[R, E, ...]``)."""
+
+    def __init__(self, agent: Parts, runs: int):
+        self.runs = runs
+        if runs == 1:
+            self.act, self.learn, self.refresh = agent.act, agent.learn, agent.refresh
+            self.add, self.end_episodes = agent.add, agent.end_episodes
+            return
+        learner = agent.learner
+        self.act = jax.jit(jax.vmap(agent.act, in_axes=(0, 0, 0, None, None)))
+        self.learn = jax.jit(jax.vmap(learner.learn, in_axes=(0, 0, None)), donate_argnums=(0, 1))
+        self.refresh = jax.jit(jax.vmap(learner.refresh, in_axes=(0, 0, None)), donate_argnums=1)
+        self.add = jax.jit(jax.vmap(learner.add_step), donate_argnums=1)
+        self.end_episodes = jax.jit(jax.vmap(agent.replay.end_episodes), donate_argnums=0)
+
+    def stack(self, trees: Sequence[Any]) -> Any:
+        """One tree per run -> the loop's form."""
+        if self.runs == 1:
+            return trees[0]
+        return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+    def take(self, tree: Any, run: int) -> Any:
+        """Run ``run``'s part of a tree in the loop's form."""
+        return tree if self.runs == 1 else jax.tree.map(lambda x: x[run], tree)
+
+    def split_key(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.runs == 1:
+            key, sub = jax.random.split(key)
+            return key, sub
+        keys = jax.vmap(jax.random.split)(key)
+        return keys[:, 0], keys[:, 1]
+
+    def per_run(self, x: Any) -> Any:
+        """``[R * E, ...]`` environment arrays -> ``[R, E, ...]`` (one run: unchanged)."""
+        if self.runs == 1:
+            return x
+        return x.reshape((self.runs, -1) + tuple(x.shape[1:]))
+
+    def envs_of(self, x: np.ndarray, run: int) -> np.ndarray:
+        """Run ``run``'s rows of ``[R * E, ...]`` environment arrays (one run: all of them)."""
+        if self.runs == 1:
+            return x
+        per = len(x) // self.runs
+        return x[run * per : (run + 1) * per]
 
 
 class HostLoop:
-    """The host loop's state and phases (act, learn, env, add, evaluate, log, save)."""
+    """The host loop's state and phases (act, learn, env, add, evaluate, log, save) for the
+    runs of ``books`` (one per seed, the seeds of their configs)."""
 
-    def __init__(self, cfg: Config, agent: Parts, book: RunBook, *, profile: bool):
-        self.cfg, self.agent, self.book, self.profile = cfg, agent, book, profile
-        self.state = agent.new_learner()
-        self.replay = agent.new_replay()
-        self.key = jax.random.PRNGKey(cfg.run.seed + 1)
+    def __init__(self, cfg: Config, agent: Parts, books: Sequence[RunBook], *, profile: bool):
+        self.cfg, self.agent, self.books, self.profile = cfg, agent, list(books), profile
+        self.seeds = [int(book.cfg.run.seed) for book in self.books]
+        self.axis = RunAxis(agent, len(self.books))
+        self.state = self.axis.stack([agent.new_learner(seed) for seed in self.seeds])
+        self.replay = self.axis.stack([agent.new_replay() for _ in self.seeds])
+        self.key = self.axis.stack([jax.random.PRNGKey(seed + 1) for seed in self.seeds])
         self.env_steps = self.updates = 0
         self.sums: dict[str, jax.Array] | None = None
         self.warned_skipped = False
@@ -103,7 +190,7 @@ class HostLoop:
         while count > 0:
             n = min(count, period - self.updates % period)
             tick = time.perf_counter()
-            self.state, self.replay, sums = self.agent.learn(self.state, self.replay, n)
+            self.state, self.replay, sums = self.axis.learn(self.state, self.replay, n)
             self.sums = sums if self.sums is None else _accumulate(self.sums, sums)
             self._timed("learn", tick, self.state)
             self.updates += n
@@ -116,114 +203,155 @@ class HostLoop:
         learner = self.agent.learner
         filled = min(self.env_steps // self.cfg.env.num_envs, self.agent.replay.slots)
         for chunk in range(learner.num_chunks(filled)):
-            self.replay = self.agent.refresh(self.state, self.replay, chunk)
+            self.replay = self.axis.refresh(self.state, self.replay, chunk)
         self.counts["refreshed_states"] += (
             learner.num_chunks(filled) * learner.chunk_slots * self.cfg.env.num_envs
         )
         self._timed("refresh", tick, self.replay)
 
-    def pop_metrics(self) -> dict[str, float]:
-        """Means of the learner's metrics since the last row (one device fetch).
+    def pop_metrics(self) -> list[dict[str, float]]:
+        """Each run's means of the learner's metrics since the last row (one device fetch).
 
         Non-finite updates are skipped by the learner (as mixed-precision loss scaling skips
         them) and counted in ``charts/skipped_updates``; the run stops when they are the
         majority of a row's updates, since it is no longer learning.
         """
         if self.sums is None:
-            return {}
-        sums = jax.device_get(self.sums)
+            return [{} for _ in self.books]
+        fetched = jax.device_get(self.sums)
         self.sums = None
-        count = float(sums.pop("updates"))
-        skipped = count - float(sums.pop("finite_updates"))
-        if skipped > count / 2:
-            latest = self.book.checkpointer.latest_step()
-            kept = f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
-            raise NonFiniteLossError(
-                f"{ALGO}: loss or gradient became NaN/inf in {skipped:.0f} of the {count:.0f} "
-                f"updates before env step {self.env_steps} (they were not applied); {kept}. "
-                "Lower the learning rate (or set a gradient clip) and start again."
-            )
-        if skipped and not self.warned_skipped:
-            print(
-                f"warning: {skipped:.0f} non-finite update(s) skipped before env step "
-                f"{self.env_steps}; see charts/skipped_updates",
-                flush=True,
-            )
-            self.warned_skipped = True
-        means = {k: float(v) / max(count - skipped, 1.0) for k, v in sums.items()}
-        return {**means, "charts/skipped_updates": skipped}
+        rows = []
+        for run, book in enumerate(self.books):
+            sums = self.axis.take(fetched, run)
+            count = float(sums.pop("updates"))
+            skipped = count - float(sums.pop("finite_updates"))
+            if skipped > count / 2:
+                latest = book.checkpointer.latest_step()
+                kept = (
+                    f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
+                )
+                raise NonFiniteLossError(
+                    f"{ALGO} seed {book.cfg.run.seed}: loss or gradient became NaN/inf in "
+                    f"{skipped:.0f} of the {count:.0f} updates before env step {self.env_steps} "
+                    f"(they were not applied); {kept}. Lower the learning rate (or set a "
+                    "gradient clip) and start again."
+                )
+            if skipped and not self.warned_skipped:
+                print(
+                    f"warning: seed {book.cfg.run.seed}: {skipped:.0f} non-finite update(s) "
+                    f"skipped before env step {self.env_steps}; see charts/skipped_updates",
+                    flush=True,
+                )
+                self.warned_skipped = True
+            means = {k: float(v) / max(count - skipped, 1.0) for k, v in sums.items()}
+            rows.append({**means, "charts/skipped_updates": skipped})
+        return rows
 
     def compute_spent(self) -> dict[str, int]:
-        """Model evaluations spent so far (``dreamer.agents.efficientzero.compute``)."""
+        """Model evaluations spent per run so far (``dreamer.agents.efficientzero.compute``)."""
         chunk_slots = self.agent.learner.chunk_slots
         return compute.spent(self.cfg, self.env_steps, self.updates, chunk_slots)
 
-    def row_metrics(self) -> dict[str, float]:
-        return {**self.pop_metrics(), **compute.as_metrics(self.compute_spent())}
+    def write_rows(self, evaluated: bool) -> None:
+        spent = compute.as_metrics(self.compute_spent())
+        for book, metrics in zip(self.books, self.pop_metrics(), strict=True):
+            book.write_row(self.env_steps, self.updates, {**metrics, **spent}, evaluated=evaluated)
 
     # -- evaluation and checkpoints -------------------------------------------------------------
-    def evaluate(self, episodes: int, *, final: bool) -> list[float]:
+    def evaluate(self, episodes: int, *, final: bool) -> list[list[float]]:
         tick = time.perf_counter()
-        greedy = greedy_policy(
-            self.agent.act, self.state.variables, jax.random.PRNGKey(self.env_steps)
-        )
-
-        def policy(obs: np.ndarray) -> np.ndarray:
-            self.counts["eval_steps"] += 1
-            return greedy(obs)
-
         max_steps = 0 if final else self.cfg.run.eval_max_steps
-        returns = self.book.evaluate(policy, self.env_steps, episodes, max_steps=max_steps)
+        every: list[list[float]] = []
+        for run, book in enumerate(self.books):
+            greedy = greedy_policy(
+                self.agent.act,
+                self.axis.take(self.state.variables, run),
+                jax.random.PRNGKey(self.env_steps),
+            )
+
+            def policy(obs: np.ndarray, greedy: Any = greedy) -> np.ndarray:
+                self.counts["eval_steps"] += 1
+                return greedy(obs)
+
+            every.append(book.evaluate(policy, self.env_steps, episodes, max_steps=max_steps))
         self.timing["eval"] += time.perf_counter() - tick
-        if not returns:  # run.final_eval_episodes=0
-            return returns
-        print(
-            f"[{self.env_steps:>7d} steps {self.updates:>6d} updates "
-            f"{self.book.wall_seconds():6.0f}s] eval return {np.mean(returns):.1f}",
-            flush=True,
-        )
-        return returns
+        if every[0]:  # run.final_eval_episodes=0: none
+            means = ", ".join(f"{np.mean(r):.1f}" for r in every)
+            print(
+                f"[{self.env_steps:>7d} steps {self.updates:>6d} updates "
+                f"{self.books[0].wall_seconds():6.0f}s] eval return {means}",
+                flush=True,
+            )
+        return every
 
     def save(self) -> None:
         tick = time.perf_counter()
-        self.replay = self.agent.end_episodes(self.replay)
-        items = {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
-        self.book.save(self.env_steps, self.updates, items, {})
+        self.replay = self.axis.end_episodes(self.replay)
+        for run, book in enumerate(self.books):
+            items = {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
+            book.save(self.env_steps, self.updates, self.axis.take(items, run), {})
         self.timing["save"] += time.perf_counter() - tick
         self.counts["saves"] += 1
 
     def restore(self) -> None:
-        like = {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
-        arrays, meta = self.book.restore(like)
-        self.agent.replay.check_restored(arrays["replay"])
-        self.state = jax.device_put(arrays["learner"])
-        self.replay = jax.device_put(arrays["replay"])
-        self.key = jnp.asarray(arrays["key"]["key"])
-        self.env_steps, self.updates = meta["env_steps"], meta["updates"]
-        print(
-            f"resuming {self.book.run_dir} from env step {self.env_steps} ({self.updates} updates)"
-        )
+        like = self.axis.take({"learner": self.state, "replay": self.replay, "key": self.key}, 0)
+        restored, steps = [], set()
+        for book in self.books:
+            arrays, meta = book.restore(
+                {"learner": like["learner"], "replay": like["replay"], "key": {"key": like["key"]}}
+            )
+            self.agent.replay.check_restored(arrays["replay"])
+            restored.append(arrays)
+            steps.add((int(meta["env_steps"]), int(meta["updates"])))
+        if len(steps) != 1:
+            raise ConfigError(
+                f"the seeds' newest checkpoints are at different steps {sorted(steps)}; resume "
+                "each seed's folder on its own, or delete the newer checkpoints."
+            )
+        ((self.env_steps, self.updates),) = steps
+        place = self.agent.parallel.replicate if self.agent.parallel.mesh else jax.device_put
+        self.state = place(self.axis.stack([a["learner"] for a in restored]))
+        self.replay = place(self.axis.stack([a["replay"] for a in restored]))
+        self.key = self.axis.stack([jnp.asarray(a["key"]["key"]) for a in restored])
+        folders = ", ".join(str(book.run_dir) for book in self.books)
+        print(f"resuming {folders} from env step {self.env_steps} ({self.updates} updates)")
+
+    def stop_if_requested(self) -> None:
+        """Once SIGTERM or SIGINT has arrived: save every run and raise ``RunStopped``."""
+        signum = next((b.stop_requested for b in self.books if b.stop_requested), None)
+        if signum is None:
+            return
+        self.save()
+        folder = self.books[0].run_dir.parent if len(self.books) > 1 else self.books[0].run_dir
+        raise RunStopped(folder, signum, self.env_steps)
+
+    def reset_seeds(self) -> list[int]:
+        """The environments' reset seeds at this env step: run k's E envs get its seed's
+        ``_env_seed + i``, as a vector env of its own reset with that seed would."""
+        num_envs = self.cfg.env.num_envs
+        return [_env_seed(s, self.env_steps) + i for s in self.seeds for i in range(num_envs)]
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self, *, resume: bool) -> dict[str, Any]:
-        cfg, agent, book = self.cfg, self.agent, self.book
+    def run(self, *, resume: bool) -> list[dict[str, Any]]:
+        cfg, axis = self.cfg, self.axis
         run, num_envs = cfg.run, cfg.env.num_envs
         if resume:
             self.restore()
         budget = run.env_steps
-        venv = make_vector_env(cfg.env, num_envs=num_envs, seed=0, mode="train")
-        obs, _ = venv.reset(seed=_env_seed(cfg, self.env_steps))
-        book.start_progress(self.env_steps)
+        venv = make_vector_env(cfg.env, num_envs=num_envs * axis.runs, seed=0, mode="train")
+        obs, _ = venv.reset(seed=self.reset_seeds())
+        for i, book in enumerate(self.books):  # one progress bar for a group
+            book.start_progress(self.env_steps, show=i == 0)
         started = time.perf_counter()
         try:
             while self.env_steps < budget:
-                book.stop_if_requested(self.env_steps, self.save)  # SIGTERM/SIGINT
+                self.stop_if_requested()
                 temperature = temperature_at(cfg.search, self.env_steps / budget)
-                self.key, sub = jax.random.split(self.key)
+                self.key, sub = axis.split_key(self.key)
                 tick = time.perf_counter()
-                obs_device = jnp.asarray(obs)
-                out = agent.act(self.state.variables, sub, obs_device, temperature, 1.0)
-                actions = np.asarray(out.action)
+                obs_device = axis.per_run(jnp.asarray(obs))
+                out = axis.act(self.state.variables, sub, obs_device, temperature, 1.0)
+                actions = np.asarray(out.action).reshape(-1)
                 self._timed("act", tick)
                 before = self.env_steps
                 self.env_steps += num_envs
@@ -232,20 +360,25 @@ class HostLoop:
                 tick = time.perf_counter()
                 next_obs, reward, terminated, truncated, _ = venv.step(actions)
                 self._timed("env", tick)
-                book.check_env_output(next_obs, reward, self.env_steps)
+                for r, book in enumerate(self.books):
+                    book.check_env_output(
+                        axis.envs_of(next_obs, r), axis.envs_of(reward, r), self.env_steps
+                    )
                 tick = time.perf_counter()
-                self.replay = agent.add(
+                self.replay = axis.add(
                     self.state,
                     self.replay,
                     obs_device,
                     out.action,
-                    reward,
-                    terminated,
-                    truncated,
+                    axis.per_run(reward),
+                    axis.per_run(terminated),
+                    axis.per_run(truncated),
                     out.policy,
                 )
                 self._timed("add", tick, self.replay)
-                book.step_rewards(reward, terminated | truncated)
+                done = terminated | truncated
+                for r, book in enumerate(self.books):
+                    book.step_rewards(axis.envs_of(reward, r), axis.envs_of(done, r))
                 obs = next_obs
                 if self.env_steps >= budget:
                     break
@@ -253,28 +386,31 @@ class HostLoop:
                 if evaluated:
                     self.evaluate(run.eval_episodes, final=False)
                 if evaluated or crossed(before, self.env_steps, run.log_every):
-                    book.write_row(
-                        self.env_steps, self.updates, self.row_metrics(), evaluated=evaluated
-                    )
+                    self.write_rows(evaluated)
                 if crossed(before, self.env_steps, run.checkpoint_every):
                     self.save()
-                    obs, _ = venv.reset(seed=_env_seed(cfg, self.env_steps))
+                    obs, _ = venv.reset(seed=self.reset_seeds())
             if self.updates < cfg.total_updates:
                 self.learn(cfg.total_updates - self.updates)  # loop.extra_updates at the end
             returns = self.evaluate(run.final_eval_episodes, final=True)
-            book.write_row(self.env_steps, self.updates, self.row_metrics(), evaluated=True)
+            self.write_rows(evaluated=True)
             self.save()
         finally:
             venv.close()
         # Bookkeeping between the phases (metrics rows, progress, key splits, env resets).
         self.timing["host"] = time.perf_counter() - started - sum(self.timing.values())
         phases = {k: round(v, 3) for k, v in self.timing.items()}
-        extra = {
+        extra: dict[str, Any] = {
             "seconds_by_phase": phases,
             "counts": dict(self.counts),
             "compute": self.compute_spent(),
         }
-        return book.finish(self.env_steps, self.updates, returns, extra)
+        if axis.runs > 1:
+            extra["seeds_in_process"] = axis.runs
+        return [
+            book.finish(self.env_steps, self.updates, r, extra)
+            for book, r in zip(self.books, returns, strict=True)
+        ]
 
 
 def evaluate(

@@ -19,6 +19,7 @@ from dreamer.agents.efficientzero.learner import LearnerState, make_learner
 from dreamer.agents.efficientzero.networks import make_network
 from dreamer.agents.efficientzero.replay import Replay, ReplayState
 from dreamer.core.errors import ObservationSpaceError
+from dreamer.core.sharding import DataParallel
 
 ALGO = "efficientzero"
 """The agent's name in run folders (``config.json``) and on the command line (``--algo``)."""
@@ -55,7 +56,9 @@ class Spaces:
 class Parts:
     """Every part of a run built from its config and its env's spaces: network, replay,
     learner (with its reanalysis and dream searches), actor (the acting search), and their
-    jitted forms (replay and learner state are donated, never copied)."""
+    jitted forms (replay and learner state are donated, never copied). With
+    ``loop.devices`` > 1 the learner state and replay are replicated over the local devices
+    and each batch is split over them (``parallel``, ``dreamer.core.sharding``)."""
 
     def __init__(self, cfg: Config, spaces: Spaces):
         self.cfg = cfg
@@ -70,7 +73,8 @@ class Parts:
             frame_stack=sp.frame_stack,
             age_unit=cfg.replay.off_policy_age_ratio * cfg.run.env_steps,
         )
-        self.learner = make_learner(cfg, self.net, self.replay)
+        self.parallel = DataParallel(cfg.loop.devices, batch_size=cfg.replay.batch_size)
+        self.learner = make_learner(cfg, self.net, self.replay, self.parallel.shard)
         self.act = make_actor(cfg, self.net)
         self.add = jax.jit(self.learner.add_step, donate_argnums=1)
         self.end_episodes = jax.jit(self.replay.end_episodes, donate_argnums=0)
@@ -80,11 +84,13 @@ class Parts:
         self._init = jax.jit(self.learner.init)
         self._init_replay = jax.jit(self.replay.init)
 
-    def new_learner(self) -> LearnerState:
-        return self._init(jax.random.PRNGKey(self.cfg.run.seed), self.example_obs)
+    def new_learner(self, seed: int | None = None) -> LearnerState:
+        """A new learner state from ``seed`` (default: the config's ``run.seed``)."""
+        seed = self.cfg.run.seed if seed is None else seed
+        return self.parallel.replicate(self._init(jax.random.PRNGKey(seed), self.example_obs))
 
     def new_replay(self) -> ReplayState:
-        return self._init_replay()
+        return self.parallel.replicate(self._init_replay())
 
 
 def validate(cfg: Config) -> None:

@@ -355,9 +355,14 @@ class LoopConfig:
     """Updates per real env step once learning has started."""
     extra_updates: int = 0
     """Updates after the last env step (EfficientZero trains on after collection ends)."""
+    devices: int = 1
+    """Local devices one run's updates and target-cache refreshes are split over by batch rows
+    (data parallel, ``dreamer.core.sharding``): 1 is one device, 0 every local device. Host
+    loop, one seed per process."""
 
     def __post_init__(self) -> None:
         non_negative("loop.warmup_steps", self.warmup_steps)
+        non_negative("loop.devices", self.devices)
         require(
             0 <= self.warmup_fraction < 1,
             "loop.warmup_fraction",

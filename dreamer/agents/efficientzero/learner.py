@@ -138,8 +138,15 @@ def negative_cosine(a: chex.Array, b: chex.Array) -> chex.Array:
     return -jnp.sum(a * b, axis=-1)
 
 
-def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
-    """The learner of ``cfg`` over network ``net`` and replay ``replay`` (see ``Learner``)."""
+def make_learner(
+    cfg: Config, net: Any, replay: Replay, shard: Callable[[Any], Any] = lambda tree: tree
+) -> Learner:
+    """The learner of ``cfg`` over network ``net`` and replay ``replay`` (see ``Learner``).
+
+    ``shard`` places the rows of each sampled batch and of each refresh chunk inside ``jit``
+    (``dreamer.core.sharding.DataParallel.shard``: split over the local devices); the
+    default leaves them where XLA puts them.
+    """
     model, rcfg, ocfg = cfg.model, cfg.replay, cfg.optim
     K, S = rcfg.unroll_steps, replay.frame_stack
     image = len(replay.frame_shape) == 3
@@ -400,7 +407,7 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
             progress = jnp.minimum(1.0, state.step / max(total_updates, 1))
             beta = rcfg.priority_beta + (1.0 - rcfg.priority_beta) * progress
             batch, index = replay.sample(replay_state, sample_rng, beta=beta)
-            state, metrics = update(state.replace(rng=rng), batch)
+            state, metrics = update(state.replace(rng=rng), shard(batch))
             finite = metrics.pop("finite")
             # A skipped (non-finite) update leaves the priorities as they were.
             old = replay_state.priorities[index]
@@ -425,7 +432,7 @@ def make_learner(cfg: Config, net: Any, replay: Replay) -> Learner:
         pos = jnp.minimum(pos, replay.slots - 1)
         env = jnp.repeat(jnp.arange(e), chunk_slots)
         pos, valid = jnp.tile(pos, e), jnp.tile(valid, e)
-        obs = replay.observations(replay_state, env, pos)
+        obs = shard(replay.observations(replay_state, env, pos))
         rng = jax.random.fold_in(state.rng, chunk)
         values, root_values, policy = target_outputs(state, obs, rng)
         old_values = replay_state.values[env, pos]

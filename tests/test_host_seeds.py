@@ -1,0 +1,96 @@
+"""Seeds as a batch axis in the host loop (gymnasium envs): each seed as it trains alone."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from dreamer.agents.efficientzero.config import apply_overrides
+from dreamer.loops import groups, host
+from dreamer.loops.efficientzero import Agent
+from dreamer.shell.checkpoint import Checkpointer
+from dreamer.shell.runlog import read_metrics
+from experiments.efficientzero import debug
+
+ENV = "envs.examples:make_corridor"
+SMALL = [
+    f"env.id={ENV}",
+    "run.env_steps=120",
+    "run.eval_every=60",
+    "run.eval_episodes=2",
+    "run.checkpoint_every=60",
+    "run.keep_checkpoints=3",
+    "run.log_every=20",
+    "run.final_eval_episodes=2",
+    "loop.warmup_steps=40",
+    "loop.replay_ratio=0.25",
+    "optim.target_update_every=8",
+]
+
+
+def final_learner(cfg, run_dir):
+    ckpt = Checkpointer(run_dir)
+    arrays, _ = ckpt.restore({"learner": Agent(cfg).new_learner()})
+    ckpt.close()
+    return arrays["learner"]
+
+
+def assert_close(a, b):
+    # float tolerance: a batch of two runs and a run alone may round differently
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def losses(run_dir):
+    rows = read_metrics(run_dir / "metrics.csv")
+    return [float(r["losses/total"]) for r in rows if r["losses/total"]]
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory):
+    """Seeds 3 and 4 trained together, and seed 4 alone."""
+    base = tmp_path_factory.mktemp("host_seeds")
+    cfg = apply_overrides(debug(), SMALL)
+    summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
+    alone = host.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
+    return cfg, base, summaries, alone
+
+
+def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
+    cfg, base, summaries, alone = group
+    assert [s["seed"] for s in summaries] == [3, 4]
+    assert summaries[1]["seeds_in_process"] == 2 and "seeds_in_process" not in alone
+    record = json.loads((base / "g" / groups.GROUP_FILE).read_text())
+    assert record["together"] and not record["fused"]
+    p3 = final_learner(cfg, base / "g/seed3").params
+    p4 = final_learner(cfg, base / "g/seed4").params
+    assert any(
+        not np.allclose(x, y) for x, y in zip(jax.tree.leaves(p3), jax.tree.leaves(p4), strict=True)
+    )
+    assert_close(p4, final_learner(cfg, base / "alone").params)
+    np.testing.assert_allclose(summaries[1]["eval_curve"], alone["eval_curve"])
+    assert summaries[1]["final_eval_returns"] == pytest.approx(alone["final_eval_returns"])
+    np.testing.assert_allclose(losses(base / "g/seed4"), losses(base / "alone"), rtol=1e-4)
+    assert len(losses(base / "alone")) == 4  # rows at 60, 80, 100, 120 (learning from 40)
+
+
+def test_an_interrupted_group_resumes_from_its_checkpoints(group, tmp_path):
+    cfg, base, summaries, _ = group
+    copy = tmp_path / "g"
+    shutil.copytree(base / "g", copy)
+    for seed in (3, 4):  # as if the process died after the checkpoint at 60 steps
+        folder = copy / f"seed{seed}"
+        (folder / "summary.json").unlink()
+        shutil.rmtree(folder / "checkpoints" / "120")
+        assert Checkpointer(folder).latest_step() == 60
+    resumed = groups.resume_group(copy)
+    for before, after in zip(summaries, resumed, strict=True):
+        assert after["final_eval_returns"] == pytest.approx(before["final_eval_returns"])
+        np.testing.assert_allclose(after["eval_curve"], before["eval_curve"])
+    for seed in (3, 4):
+        assert_close(
+            final_learner(cfg, copy / f"seed{seed}").params,
+            final_learner(cfg, base / f"g/seed{seed}").params,
+        )
