@@ -4,6 +4,7 @@
     python -m benchmarks.dreaming --full            # ratios 0,1,2,4,8 x 10 seeds, + MinAtar
     python -m benchmarks.dreaming --ratios 0,4 --seeds 0-4 --steps 2000 --out results/dream
     python -m benchmarks.dreaming --report-only --out results/dream
+    python -m benchmarks.dreaming --frontier    # each imagination knob alone (benchmarks.frontier)
 
 Variants, each a ``train --seeds`` group (seeds vmapped in one process on a JAX-native env):
 
@@ -50,15 +51,35 @@ ENVS = {
 }
 
 
-def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str, Any]]:
-    """The variants of the sweep: name and overrides, with their compute per update."""
+def variants(
+    cfg: Any,
+    ratios: Sequence[float],
+    controls: bool,
+    weights: Sequence[float] = (),
+    value_weights: Sequence[float] = (),
+) -> list[dict[str, Any]]:
+    """The variants of the sweep: name and overrides, with their compute per update.
+
+    Each ratio > 0 runs at every dream policy weight of ``weights`` and every dream value
+    weight of ``value_weights`` (default: the preset's own); a name shows the weights only
+    when more than one is swept (``dream 4 w1 v0.5``). One control per ratio: the weights
+    change no compute."""
     from dreamer.agents.efficientzero import compute
     from dreamer.core.configtree import apply_overrides
 
+    weights = list(weights) or [cfg.dream.policy_weight]
+    value_weights = list(value_weights) or [cfg.dream.value_weight]
     out = []
     for r in ratios:
         dream = apply_overrides(cfg, [f"dream.ratio={r}"])
-        out.append({"name": f"dream {r:g}", "ratio": r, "overrides": [f"dream.ratio={r}"]})
+        pairs = [(w, v) for w in weights for v in value_weights] if r > 0 else [(None, None)]
+        for w, v in pairs:
+            name, overrides = f"dream {r:g}", [f"dream.ratio={r}"]
+            if w is not None:
+                overrides += [f"dream.policy_weight={w}", f"dream.value_weight={v}"]
+                name += f" w{w:g}" if len(weights) > 1 else ""
+                name += f" v{v:g}" if len(value_weights) > 1 else ""
+            out.append({"name": name, "ratio": r, "overrides": overrides})
         spent = compute.spent(dream, dream.run.env_steps, dream.total_updates, 1)
         if controls and r > 0:  # the same gradient + dreaming compute over the whole run
             factor = (spent["gradient"] + spent["dreaming"]) / spent["gradient"]
@@ -75,6 +96,17 @@ def variants(cfg: Any, ratios: Sequence[float], controls: bool) -> list[dict[str
                 }
             )
     return out
+
+
+def kept_fraction(folder: Path) -> float | None:
+    """Mean ``charts/dream_kept`` over the seeds' rows where the updates dreamed (the share
+    of imagined states the disagreement gate kept); None for a run without dreams."""
+    kept = []
+    for run in sorted(folder.glob("seed*")):
+        for r in read_metrics(run):
+            if float(r.get("charts/dream_active") or 0) > 0 and r.get("charts/dream_kept"):
+                kept.append(float(r["charts/dream_kept"]) / float(r["charts/dream_active"]))
+    return float(np.mean(kept)) if kept else None
 
 
 def run_variant(env_key: str, variant: dict, args: argparse.Namespace, seeds: list[int]) -> None:
@@ -176,8 +208,8 @@ def report(out: Path) -> str:
         lines += [
             "",
             "| variant | compute (model evals) | final return [95% CI] | seeds staying ≥ threshold "
-            "| median real steps to stay [95% CI] | wall s |",
-            "|---|---:|---|---:|---|---:|",
+            "| median real steps to stay [95% CI] | imagined states kept | wall s |",
+            "|---|---:|---|---:|---|---:|---:|",
         ]
         fig = Figure(figsize=(6, 4))
         ax = fig.add_subplot()
@@ -205,9 +237,11 @@ def report(out: Path) -> str:
                 ax.annotate(rec["name"], (comp, y), fontsize=7)
             for r in res:
                 contour += r["points"]
+            kept = kept_fraction(folder)
+            kept_text = "-" if kept is None else f"{100 * kept:.0f}%"
             lines.append(
                 f"| {rec['name']} | {comp:.3g} | {ci.format(1)} | {staying} | {med} | "
-                f"{rec['wall_seconds']:.0f} |"
+                f"{kept_text} | {rec['wall_seconds']:.0f} |"
             )
         if threshold is not None:
             ax.set_xlabel("compute per run (model evaluations)")
@@ -278,10 +312,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="real env steps per run")
     parser.add_argument("--envs", default=None, help=f"subset of {','.join(ENVS)}")
     parser.add_argument("--no-controls", action="store_true")
+    parser.add_argument("--weights", default=None, help="dream policy weights, e.g. 0.1,1")
+    parser.add_argument("--value-weights", default=None, help="dream value weights, e.g. 0,1")
     parser.add_argument("--set", action="append", default=[], metavar="K=V")
     parser.add_argument("--out", default="results/dream")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="sweep each knob that spends imagination alone (benchmarks/frontier.py); "
+        "default 10 seeds, 5,000 steps, out results/frontier",
+    )
+    parser.add_argument("--knobs", default=None, help="--frontier: a subset of the knobs")
     args = parser.parse_args(argv)
+    if args.frontier:
+        from benchmarks import frontier
+
+        knobs = args.knobs.split(",") if args.knobs else list(frontier.KNOBS)
+        unknown = sorted(set(knobs) - set(frontier.KNOBS))
+        if unknown:
+            parser.error(f"unknown knobs {unknown}; choose from {list(frontier.KNOBS)}")
+        out = Path("results/frontier" if args.out == "results/dream" else args.out)
+        text = frontier.run(
+            "cartpole",
+            knobs,
+            list(parse_seeds(args.seeds or "0-9")),
+            args.steps or 5000,
+            out,
+            args.set,
+            args.report_only,
+        )
+        print(text)
+        return 0
     size = FULL if args.full else CPU_SIZED
     ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else list(size["ratios"])
     seeds = list(parse_seeds(args.seeds or size["seeds"]))
@@ -298,7 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 presets.get("efficientzero", preset),
                 [f"env.id={env}", f"run.env_steps={args.steps}", *args.set],
             )
-            for variant in variants(base, ratios, controls=not args.no_controls):
+            floats = lambda text: [float(x) for x in text.split(",")] if text else []  # noqa: E731
+            for variant in variants(
+                base,
+                ratios,
+                controls=not args.no_controls,
+                weights=floats(args.weights),
+                value_weights=floats(args.value_weights),
+            ):
                 run_variant(env_key, variant, args, seeds)
     print(report(out))
     return 0

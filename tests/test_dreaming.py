@@ -274,3 +274,25 @@ def test_dreaming_verdict_needs_the_best_ratio_to_beat_ratio_0_and_its_control()
     finals["control 4"] = np.array([0.0])
     assert "not comparable with control 4 (too few seeds)" in verdict(finals)
     assert verdict({"dream 4": finals["dream 4"]}).startswith("Verdict: the sweep needs")
+
+
+def test_weights_sweep_names_each_pair_and_keeps_one_control_per_ratio(tmp_path):
+    from benchmarks.dreaming import kept_fraction, variants
+
+    cfg = apply_overrides(debug(), ["run.env_steps=2000"])
+    found = {
+        v["name"]: v["overrides"]
+        for v in variants(cfg, [0.0, 1.0], controls=True, weights=[0.1, 1.0], value_weights=[0.5])
+    }
+    assert set(found) == {"dream 0", "dream 1 w0.1", "dream 1 w1", "control 1"}
+    assert found["dream 1 w1"] == ["dream.ratio=1.0", "dream.policy_weight=1.0",
+                                   "dream.value_weight=0.5"]  # fmt: skip
+    assert found["dream 0"] == ["dream.ratio=0.0"]
+    run = tmp_path / "seed0"
+    run.mkdir()
+    (run / "metrics.csv").write_text(
+        "env_steps,charts/dream_active,charts/dream_kept\n100,0,0\n200,0.5,0.3\n300,1,0.9\n"
+    )
+    assert kept_fraction(tmp_path) == pytest.approx((0.6 + 0.9) / 2)
+    (run / "metrics.csv").write_text("env_steps,losses/total\n100,1\n")
+    assert kept_fraction(tmp_path) is None
