@@ -5,9 +5,10 @@ an env: the numbers that decide a CPU-sized budget before any training run.
         --set 'env.options={"image": true}'
 
 The parts are built as a run builds them (the agent's builder, real networks, real search);
-the replay is filled with random observations of the env's shape (costs do not depend on
-the data), then ``--updates`` updates, one refresh chunk and ``--acts`` acting steps are timed
-after their compilation. Prints seconds per unit and the machine; nothing is written.
+the replay, sized for the config's budget as a new run sizes it (``--set run.env_steps=N``),
+is filled with random observations of the env's shape (costs do not depend on the data),
+then ``--updates`` updates, one refresh chunk and ``--acts`` acting steps are timed after
+their compilation. Prints seconds per unit and the machine; nothing is written.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--acts", type=int, default=20)
     args = parser.parse_args(argv)
     cfg = apply_overrides(get("efficientzero", args.preset), [f"env.id={args.env}", *args.set])
+    cfg = cfg.sized_to_budget()  # the replay a run of this budget allocates
     costs = measure(cfg, updates=args.updates, acts=args.acts)
     print(f"{args.preset} on {args.env} {' '.join(args.set)}")
     print(f"  update         {costs['update']:.4f} s")

@@ -182,3 +182,15 @@ def test_atari100k_v2_takes_the_ez_v2_recipe_and_the_fast_preset_builds_on_it():
     assert fast.search == v2.search and fast.replay == v2.replay
     assert (fast.env.num_envs, fast.loop.replay_ratio, fast.total_updates) == (16, 0.2, 19_600)
     assert fast.optim.warmup_updates == 196
+
+
+def test_a_new_run_allocates_no_more_replay_than_its_budget_fills():
+    default = efficientzero.default
+    cfg = apply_overrides(default(), ["run.env_steps=5000"])  # 4 envs, capacity 100,000
+    assert cfg.sized_to_budget().replay.capacity == 5000
+    odd = apply_overrides(default(), ["run.env_steps=5001"])
+    assert odd.sized_to_budget().replay.capacity == 4 * 1251  # whole slots per env
+    short = apply_overrides(default(), ["run.env_steps=40"])  # a few sequences at least
+    assert short.sized_to_budget().replay.capacity == 4 * (short.replay.sequence_length + 32)
+    small = apply_overrides(default(), ["run.env_steps=500000"])
+    assert small.sized_to_budget() is small  # 100,000 < the budget: kept

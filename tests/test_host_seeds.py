@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dreamer.agents.efficientzero.config import apply_overrides
-from dreamer.loops import groups, host
+from dreamer.loops import efficientzero as agent_module
+from dreamer.loops import groups
 from dreamer.loops.efficientzero import Agent
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.runlog import read_metrics
@@ -54,7 +55,7 @@ def group(tmp_path_factory):
     base = tmp_path_factory.mktemp("host_seeds")
     cfg = apply_overrides(debug(), SMALL)
     summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
-    alone = host.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
+    alone = agent_module.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
     return cfg, base, summaries, alone
 
 
@@ -64,6 +65,9 @@ def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
     assert summaries[1]["seeds_in_process"] == 2 and "seeds_in_process" not in alone
     record = json.loads((base / "g" / groups.GROUP_FILE).read_text())
     assert record["together"] and not record["fused"]
+    # the replay is allocated for the budget (120 steps), not the preset's 1,000
+    written = json.loads((base / "g/seed3/config.json").read_text())["config"]["replay"]
+    assert cfg.replay.capacity == 1000 and written["capacity"] == 120
     p3 = final_learner(cfg, base / "g/seed3").params
     p4 = final_learner(cfg, base / "g/seed4").params
     assert any(

@@ -40,6 +40,8 @@ def train(
     ``seconds_by_phase`` in the summary attributes time exactly (see ``host.train``).
     """
     run_dir = Path(run_dir)
+    if not resume:  # a new run allocates what its budget fills (config.json records it)
+        cfg = cfg.sized_to_budget()
     if resume and Checkpointer(run_dir).latest_step() is None:
         raise CheckpointError(
             f"{run_dir} has no complete checkpoint to resume from; start the run again "
@@ -55,6 +57,8 @@ def train_seeds(
 ) -> list[dict[str, Any]]:
     """Train ``seeds`` of ``cfg`` together in one process, seed k in ``run_dirs[k]``: seeds
     ``vmap``ped in the fused loop for a JAX-native env, in the host loop for any other."""
+    if not resume:  # a new run allocates what its budget fills (config.json records it)
+        cfg = cfg.sized_to_budget()
     if is_jax_native(cfg):
         return fused.train_seeds(cfg, run_dirs, seeds, resume=resume)
     return host.train_seeds(cfg, run_dirs, seeds, resume=resume)
