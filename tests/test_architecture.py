@@ -113,3 +113,19 @@ def test_no_agent_imports_another_and_envs_import_no_dreamer():
 )
 def test_the_rules_refuse_an_import_the_wrong_way(importer, imported):
     assert not allowed(importer, imported)
+
+
+def test_the_mutation_tools_coverage_map_and_mutmuts_selection_agree():
+    """mutmut traces the whole suite again when its test selection (setup.cfg) names a file
+    the coverage map does not, and mutates only the files of ``only_mutate``."""
+    import configparser
+
+    from tools.mutation import COVERAGE
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    selection = cfg["mutmut"]["pytest_add_cli_args_test_selection"].split()
+    mutated = cfg["mutmut"]["only_mutate"].split()
+    assert sorted(selection) == sorted({t.split("::")[0] for ts in COVERAGE.values() for t in ts})
+    assert sorted(mutated) == sorted(COVERAGE)
+    assert all((ROOT / path).exists() for path in [*selection, *mutated])
