@@ -60,7 +60,7 @@ def parse_run_name(name: str) -> tuple[str, int] | None:
 def group_name(game: str, seeds: Sequence[int]) -> str:
     """Folder and log stem of a group of seeds of one game trained together:
     ``Pong__seeds0-2`` (``--seeds-per-process``); its seeds' folders are ``seed<S>``."""
-    return f"{game}__seeds{'-'.join(str(k) for k in (seeds[0], seeds[-1]))}"
+    return f"{game}__seeds{seeds[0]}-{seeds[-1]}"
 
 
 def job_runs(name: str, folder: Path) -> list[tuple[str, int, Path]]:

@@ -185,12 +185,17 @@ def best_imagination(points: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return min(mine, key=lambda p: (p["median"], p["per_step"])) if mine else None
 
 
-def row(knob: str, p: dict[str, Any], fmt: Any) -> str:
+def steps_text(v: float) -> str:
+    """Real steps as the report writes them: ``1,500``, or ``never``."""
+    return "never" if not math.isfinite(v) else f"{v:,.0f}"
+
+
+def row(knob: str, p: dict[str, Any]) -> str:
     low, high = p["interval"]
     preset = " (preset)" if p["name"] == "baseline" else ""
     return (
-        f"| {knob} | {p['value']}{preset} | {p['per_step']:,.0f} | {fmt(p['median'])} "
-        f"[{fmt(low)}, {fmt(high)}] | {p['staying']}/{len(p['seeds'])} | "
+        f"| {knob} | {p['value']}{preset} | {p['per_step']:,.0f} | {steps_text(p['median'])} "
+        f"[{steps_text(low)}, {steps_text(high)}] | {p['staying']}/{len(p['seeds'])} | "
         f"{np.mean(p['finals']):.1f} | {p['wall_seconds']:.0f} |"
     )
 
@@ -210,7 +215,6 @@ def report(out: Path, env_key: str) -> str:
     if "baseline" not in points:
         return "The baseline has not finished yet: no frontier.\n"
     base = points["baseline"]
-    fmt = lambda v: "never" if not math.isfinite(v) else f"{v:,.0f}"  # noqa: E731
     lines = [
         f"# The frontier: real steps to {threshold:g} against compute per real step",
         "",
@@ -231,7 +235,7 @@ def report(out: Path, env_key: str) -> str:
         own = {**base, "value": base["settings"][knob]}
         curve = sorted([*mine, own], key=lambda p: p["per_step"])
         for p in curve:
-            lines.append(row(knob, p, fmt))
+            lines.append(row(knob, p))
         xs = [p["per_step"] for p in curve]
         ys = [p["median"] if math.isfinite(p["median"]) else base["steps"] * 1.05 for p in curve]
         color = COLORS[i % len(COLORS)]
@@ -243,7 +247,7 @@ def report(out: Path, env_key: str) -> str:
             ax.plot(grid, fit["d_min"] + (fit["beta"] / grid) ** fit["alpha"], ":", color=color)
     for p in points.values():
         if p["knob"] == "control":
-            lines.append(row("control", {**p, "value": " ".join(p["overrides"])}, fmt))
+            lines.append(row("control", {**p, "value": " ".join(p["overrides"])}))
     ax.set_xscale("log")
     ax.set_xlabel("compute per real step (model evaluations)")
     ax.set_ylabel(f"median real steps to stay ≥ {threshold:g}")
@@ -281,8 +285,8 @@ def report(out: Path, env_key: str) -> str:
         reached = best["median"] <= target and best["median"] < control["median"]
         lines.append(
             f"Fewest real steps apart from the replay ratio: {best['name']} "
-            f"({fmt(best['median'])}); its compute-matched "
-            f"control ({' '.join(control['overrides'])}) takes {fmt(control['median'])}, and in "
+            f"({steps_text(best['median'])}); its compute-matched control "
+            f"({' '.join(control['overrides'])}) takes {steps_text(control['median'])}, and in "
             f"final return {best['name']} is {versus.against('its control')}. Goal (30% fewer "
             f"real steps than the preset, and fewer than the control): "
             f"{'met' if reached else 'not met'}."

@@ -9,7 +9,7 @@ A 1-D ``Mesh`` over the local devices names the ``data`` axis. Arrays the update
 constrained to be split by rows over ``data`` (``with_sharding_constraint``), so XLA
 partitions the forward and backward passes by rows and reduces the gradients across devices
 itself. The result is the update of the whole global batch on one device, up to the order of
-float additions. With one device every function here is the identity.
+float additions. With one device nothing is split or copied.
 
 Multi-host (several processes, ``jax.distributed.initialize``) is not supported: the mesh
 holds this process's local devices only, and the replay lives in each process.
@@ -64,7 +64,7 @@ class DataParallel:
         return jax.tree.map(constrain, tree)
 
     def replicate(self, tree: Any) -> Any:
-        """``tree`` placed whole on every device of the mesh (unchanged with one device)."""
+        """``tree`` placed whole on every device of the mesh (with one device: on it)."""
         if self.mesh is None:
-            return tree
+            return jax.device_put(tree)
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))

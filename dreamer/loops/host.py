@@ -284,22 +284,24 @@ class HostLoop:
             )
         return every
 
+    def checkpoint_items(self) -> dict[str, Any]:
+        """What a checkpoint holds, in the loop's form (stacked over runs when several)."""
+        return {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
+
     def save(self) -> None:
         tick = time.perf_counter()
         self.replay = self.axis.end_episodes(self.replay)
+        items = self.checkpoint_items()
         for run, book in enumerate(self.books):
-            items = {"learner": self.state, "replay": self.replay, "key": {"key": self.key}}
             book.save(self.env_steps, self.updates, self.axis.take(items, run), {})
         self.timing["save"] += time.perf_counter() - tick
         self.counts["saves"] += 1
 
     def restore(self) -> None:
-        like = self.axis.take({"learner": self.state, "replay": self.replay, "key": self.key}, 0)
+        like = self.axis.take(self.checkpoint_items(), 0)
         restored, steps = [], set()
         for book in self.books:
-            arrays, meta = book.restore(
-                {"learner": like["learner"], "replay": like["replay"], "key": {"key": like["key"]}}
-            )
+            arrays, meta = book.restore(like)
             self.agent.replay.check_restored(arrays["replay"])
             restored.append(arrays)
             steps.add((int(meta["env_steps"]), int(meta["updates"])))
@@ -309,10 +311,8 @@ class HostLoop:
                 "each seed's folder on its own, or delete the newer checkpoints."
             )
         ((self.env_steps, self.updates),) = steps
-        place = self.agent.parallel.replicate if self.agent.parallel.mesh else jax.device_put
-        self.state = place(self.axis.stack([a["learner"] for a in restored]))
-        self.replay = place(self.axis.stack([a["replay"] for a in restored]))
-        self.key = self.axis.stack([jnp.asarray(a["key"]["key"]) for a in restored])
+        items = self.agent.parallel.replicate(self.axis.stack(restored))
+        self.state, self.replay, self.key = items["learner"], items["replay"], items["key"]["key"]
         folders = ", ".join(str(book.run_dir) for book in self.books)
         print(f"resuming {folders} from env step {self.env_steps} ({self.updates} updates)")
 
