@@ -51,7 +51,11 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         "tests/test_search.py",
         *LEARNER_TESTS,
     ),
-    "dreamer/agents/efficientzero/targets.py": ("tests/test_targets.py", *LEARNER_TESTS),
+    "dreamer/agents/efficientzero/targets.py": (
+        "tests/test_targets.py",
+        "tests/test_value_targets.py",
+        *LEARNER_TESTS,
+    ),
     "dreamer/agents/efficientzero/search.py": ("tests/test_search.py", *LEARNER_TESTS),
     "dreamer/agents/efficientzero/replay.py": ("tests/test_replay.py", *LEARNER_TESTS),
     "dreamer/core/priorities.py": (
