@@ -321,7 +321,7 @@ def compare(
     """The verdict on ``a`` against ``b`` (per-seed final returns ``[n_a]``, ``[n_b]``): better
     or worse where the ``confidence`` interval of ``mean(a) - mean(b)`` excludes 0, else not
     distinguishable; ``too few seeds`` where either side has fewer than ``min_seeds``."""
-    a, b = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (a, b))
+    a, b = (np.asarray(x).reshape(-1) for x in (a, b))  # the intervals read them as float64
     difference = difference_of_means(a, b, reps=reps, confidence=confidence, seed=seed)
     mean_a = bootstrap_mean(a, reps=reps, confidence=confidence, seed=seed)
     mean_b = bootstrap_mean(b, reps=reps, confidence=confidence, seed=seed)

@@ -256,6 +256,41 @@ def test_compare_decides_on_the_difference_not_on_overlapping_intervals():
     assert c.difference.point == pytest.approx(3.0)
 
 
+def test_compare_passes_its_settings_to_every_interval():
+    a, b = np.array([0.0, 2.0, 3.0, 7.0]), np.array([1.0, 1.5, 4.0])
+    c = stats.compare(a, b, reps=300, confidence=0.5, seed=7)
+    assert c.difference == stats.difference_of_means(a, b, reps=300, confidence=0.5, seed=7)
+    assert c.a == stats.bootstrap_mean(a, reps=300, confidence=0.5, seed=7)
+    assert c.b == stats.bootstrap_mean(b, reps=300, confidence=0.5, seed=7)
+    assert c.confidence == 0.5
+    # a plain list of integers is read as the same returns
+    assert stats.compare([0, 2, 3, 7], [1, 1, 2], reps=300, seed=7).difference == (
+        stats.difference_of_means(np.array([0.0, 2, 3, 7]), np.array([1.0, 1, 2]), reps=300, seed=7)
+    )
+
+
+def test_intervals_default_to_seed_0_so_a_report_regenerates_its_figures():
+    m = np.array([[0.0, 1.0], [2.0, 5.0], [3.0, 4.0], [7.5, 0.5], [1.2, 9.0], [4.4, 2.2]])
+    default = stats.bootstrap(m, lambda s: s.mean(axis=0), reps=300)
+    seeded = stats.bootstrap(m, lambda s: s.mean(axis=0), reps=300, seed=0)
+    other = stats.bootstrap(m, lambda s: s.mean(axis=0), reps=300, seed=1)
+    np.testing.assert_array_equal(default, seeded)
+    assert not np.array_equal(default, other)
+
+
+@pytest.mark.parametrize(
+    "values, decimals", [([123.0], 1), ([10.0], 1), ([9.99], 2), ([1.5], 2), ([1.0], 2), ([0.99], 3)]
+)
+def test_digits_show_about_three_significant_digits(values, decimals):
+    assert stats.digits(np.array(values + [np.nan, -0.001])) == decimals
+
+
+def test_human_normalized_score_in_double_precision():
+    hns = stats.human_normalized(np.float32(16_777_217), np.float32(1.0), np.float32(3.0))
+    assert hns.dtype == np.float64
+    np.testing.assert_allclose(stats.human_normalized([2.0, 5.0], [1.0, 1.0], [3.0, 5.0]), [0.5, 1.0])
+
+
 def test_comparison_in_words():
     c = stats.compare(np.array([10.0, 11, 12, 13]), np.array([0.0, 1, 2, 3]), reps=500)
     assert c.against("ppo") == "better than ppo"

@@ -84,3 +84,5 @@ def test_stack_at_builds_frame_stacks():
     np.testing.assert_array_equal(multi[3, :, 0], [9, 10, 11])
     flat = T.stack_at(frames, jnp.array([4, 5]), 1)
     np.testing.assert_array_equal(flat[:, 0], [4, 11])
+    pairs = T.stack_at(frames, jnp.array([1, 4]), 2)  # the smallest stack keeps its axis
+    np.testing.assert_array_equal(pairs[..., 0], [[1, 2], [10, 11]])
