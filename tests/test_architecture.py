@@ -129,3 +129,39 @@ def test_the_mutation_tools_coverage_map_and_mutmuts_selection_agree():
     assert sorted(selection) == sorted({t.split("::")[0] for ts in COVERAGE.values() for t in ts})
     assert sorted(mutated) == sorted(COVERAGE)
     assert all((ROOT / path).exists() for path in [*selection, *mutated])
+
+
+def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_path):
+    import json
+    import subprocess
+
+    from tools.mutation import COVERAGE, scored_already
+
+    module = "dreamer/loops/algos.py"
+    assert not scored_already(tmp_path, module, "30", 0)  # no report yet
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    first = subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
+    if not head or not first:
+        pytest.skip("needs the project's git history")
+
+    def report(**row):
+        (tmp_path / "report.json").write_text(json.dumps({"modules": {module: row}}))
+
+    report(sample="30", seed=0, commit=first[0][:7])  # the module did not exist then
+    assert not scored_already(tmp_path, module, "30", 0)
+    report(sample="30", seed=0, commit=head + "+changes")  # scored on uncommitted sources
+    assert not scored_already(tmp_path, module, "30", 0)
+    report(sample="20", seed=0, commit=head)
+    assert not scored_already(tmp_path, module, "30", 0)
+    assert not scored_already(tmp_path, module, "20", 1)
+    edited = subprocess.run(  # uncommitted edits to the module or its tests count as changes
+        ["git", "status", "--porcelain", module, *COVERAGE[module]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert scored_already(tmp_path, module, "20", 0) == (not edited)

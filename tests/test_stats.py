@@ -279,7 +279,8 @@ def test_intervals_default_to_seed_0_so_a_report_regenerates_its_figures():
 
 
 @pytest.mark.parametrize(
-    "values, decimals", [([123.0], 1), ([10.0], 1), ([9.99], 2), ([1.5], 2), ([1.0], 2), ([0.99], 3)]
+    "values, decimals",
+    [([123.0], 1), ([10.0], 1), ([9.99], 2), ([1.5], 2), ([1.0], 2), ([0.99], 3)],
 )
 def test_digits_show_about_three_significant_digits(values, decimals):
     assert stats.digits(np.array(values + [np.nan, -0.001])) == decimals
@@ -288,7 +289,9 @@ def test_digits_show_about_three_significant_digits(values, decimals):
 def test_human_normalized_score_in_double_precision():
     hns = stats.human_normalized(np.float32(16_777_217), np.float32(1.0), np.float32(3.0))
     assert hns.dtype == np.float64
-    np.testing.assert_allclose(stats.human_normalized([2.0, 5.0], [1.0, 1.0], [3.0, 5.0]), [0.5, 1.0])
+    np.testing.assert_allclose(
+        stats.human_normalized([2.0, 5.0], [1.0, 1.0], [3.0, 5.0]), [0.5, 1.0]
+    )
 
 
 def test_comparison_in_words():

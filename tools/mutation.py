@@ -358,6 +358,24 @@ def merge(out: Path, modules: dict[str, Any], meta: dict[str, Any]) -> dict[str,
     return dict(sorted(merged.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
 
+def scored_already(out: Path, module: str, sample: str, seed: int) -> bool:
+    """Whether ``out/report.json`` scores ``module`` with this sample and seed at a commit
+    since which neither the module nor the tests that cover it have changed."""
+    path = out / "report.json"
+    if not path.exists():
+        return False
+    row = json.loads(path.read_text()).get("modules", {}).get(module)
+    if not row or str(row.get("sample")) != str(sample) or row.get("seed") != seed:
+        return False
+    commit = str(row.get("commit", ""))
+    if not commit or commit.endswith("+changes"):
+        return False
+    same = subprocess.run(
+        ["git", "diff", "--quiet", commit, "--", module, *COVERAGE[module]], cwd=REPO
+    )
+    return same.returncode == 0
+
+
 def git_commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -427,6 +445,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="results/mutation")
     parser.add_argument("--rerun", choices=("none", "survived", "all"), default="all")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--skip-scored",
+        action="store_true",
+        help="leave out modules the report already scores with this sample and seed, "
+        "unchanged (module and tests) since",
+    )
     args = parser.parse_args(argv)
     modules = [m.strip() for m in args.modules.split(",") if m.strip()]
     unknown = [m for m in modules if m not in COVERAGE]
@@ -434,6 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no coverage mapping for {unknown}; known: {', '.join(COVERAGE)}")
     sample = None if args.sample == "all" else int(args.sample)
     out = REPO / args.out
+    if args.skip_scored:
+        done = [m for m in modules if scored_already(out, m, args.sample, args.seed)]
+        modules = [m for m in modules if m not in done]
+        for m in done:
+            print(f"{m}: scored already (unchanged since); skipped", flush=True)
+        if not modules:
+            return 0
     start = time.time()
     if not args.report_only:
         generate()
