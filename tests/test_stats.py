@@ -286,6 +286,20 @@ def test_digits_show_about_three_significant_digits(values, decimals):
     assert stats.digits(np.array(values + [np.nan, -0.001])) == decimals
 
 
+def test_bootstrap_mean_takes_its_confidence():
+    values = np.array([0.0, 1.0, 3.0, 7.0, 15.0, 31.0])
+    wide = stats.bootstrap_mean(values, reps=2000, confidence=0.95, seed=2)
+    narrow = stats.bootstrap_mean(values, reps=2000, confidence=0.5, seed=2)
+    assert narrow.point == wide.point == pytest.approx(values.mean())
+    assert wide.low < narrow.low < narrow.point < narrow.high < wide.high
+
+
+def test_score_matrix_holds_floats_whatever_the_input():
+    m = stats.score_matrix([[1, 2, 3], [4, 5]])
+    assert m.dtype == np.float64
+    np.testing.assert_array_equal(m, [[1.0, 4.0], [2.0, 5.0]])
+
+
 def test_human_normalized_score_in_double_precision():
     hns = stats.human_normalized(np.float32(16_777_217), np.float32(1.0), np.float32(3.0))
     assert hns.dtype == np.float64
