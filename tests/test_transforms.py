@@ -38,3 +38,16 @@ def test_support_clips_at_bounds():
     assert probs[1, 0] == pytest.approx(1.0)
     assert probs[2, -1] == pytest.approx(1.0, abs=1e-4)
     assert not jnp.isnan(probs).any()
+
+
+def test_support_to_scalar_reads_the_last_axis_of_any_batch_shape():
+    """Values of a ``[B, K, bins]`` unroll: each row its own expectation."""
+    x = jnp.array([[0.0, 3.0, -8.0], [12.34, -0.5, 40.0]])
+    logits = jnp.log(jnp.maximum(scalar_to_support(x, support=10), 1e-30))
+    assert logits.shape == (2, 3, 21)
+    back = support_to_scalar(logits, support=10)
+    np.testing.assert_allclose(back, x, rtol=1e-3, atol=1e-3)
+    one_row = support_to_scalar(logits[1, 2], support=10)
+    np.testing.assert_allclose(one_row, back[1, 2], rtol=1e-6)
+    # unnormalised logits: the softmax over the bins, not over another axis
+    np.testing.assert_allclose(support_to_scalar(logits + 7.0, support=10), back, rtol=1e-5)

@@ -34,13 +34,13 @@ def scalar_to_support(x: chex.Array, support: int) -> chex.Array:
     idx = (low + support).astype(jnp.int32)
     size = 2 * support + 1
     probs = jax.nn.one_hot(idx, size) * (1.0 - frac)[..., None]
-    upper = jnp.minimum(idx + 1, size - 1)
-    return probs + jax.nn.one_hot(upper, size) * frac[..., None]
+    # At the top bin frac is 0 and idx + 1 == size: one_hot gives that index a zero row.
+    return probs + jax.nn.one_hot(idx + 1, size) * frac[..., None]
 
 
 def support_to_scalar(logits: chex.Array, support: int) -> chex.Array:
     """``logits[..., 2 * support + 1]`` -> expected scalar ``h^-1(E[y])`` of shape ``[...]``."""
     chex.assert_axis_dimension(logits, -1, 2 * support + 1)
     probs = jax.nn.softmax(logits, axis=-1)
-    bins = jnp.arange(-support, support + 1, dtype=probs.dtype)
+    bins = jnp.arange(-support, support + 1)  # the heads' logits are float32
     return h_inv(jnp.sum(probs * bins, axis=-1))
