@@ -8,6 +8,7 @@ import pytest
 
 from dreamer.agents.efficientzero.config import ModelConfig, SearchConfig
 from dreamer.agents.efficientzero.search import (
+    _qtransform,
     make_model_fns,
     make_search,
     mixed_value,
@@ -211,6 +212,32 @@ def test_gumbel_qtransform_floor_takes_over_exactly_below_value_delta_max(spread
     sigma = qtransform_gumbel_by_tree_min_max(tree, 0, value_delta_max=0.01, c_scale=1 / 52)
     # Normalised gap: spread / max(spread, 0.01); the visit scale is (50 + 2) / 52 = 1.
     np.testing.assert_allclose(sigma[1] - sigma[0], spread / max(spread, 0.01), rtol=1e-3)
+
+
+def test_the_configured_q_transforms_take_c_visit_and_c_scale():
+    tree = _gumbel_tree(49.0, 50.0, deep_q=49.5)  # spread 1, max visits 2
+    gumbel = _qtransform(SearchConfig(policy="gumbel", c_visit=10.0, c_scale=0.5))
+    np.testing.assert_allclose(gumbel(tree, 0), [0.0, (10 + 2) * 0.5], atol=1e-5)
+    mix = _qtransform(
+        SearchConfig(policy="gumbel", qtransform="completed_mix", c_visit=10.0, c_scale=0.5)
+    )
+    own = mctx.qtransform_completed_by_mix_value(tree, 0, maxvisit_init=10.0, value_scale=0.5)
+    np.testing.assert_allclose(mix(tree, 0), own, rtol=1e-6)
+    np.testing.assert_allclose(mix(tree, 0), [0.0, 6.0], atol=1e-5)  # (10 + 2) * 0.5
+
+
+@pytest.mark.parametrize("alpha, low, high", [(0.01, 0.85, 1.0), (100.0, 0.0, 0.4)])
+def test_dirichlet_alpha_shapes_the_root_noise(alpha, low, high):
+    """Equal payoffs and the prior replaced by Dirichlet noise: visits follow the noise, near
+    one action at a small alpha, spread over all four at a large one."""
+    cfg = SearchConfig(
+        policy="muzero", num_simulations=32, dirichlet_alpha=alpha, dirichlet_fraction=1.0
+    )
+    out = make_search(BanditNet([0.0, 0.0, 0.0, 0.0]), MODEL, cfg, discount=0.997)(
+        None, jax.random.PRNGKey(3), jnp.zeros((32, 1)), temperature=1.0, noise=1.0
+    )
+    top_share = float(np.mean(np.max(np.asarray(out.policy), axis=-1)))
+    assert low <= top_share <= high, top_share
 
 
 def test_gumbel_qtransform_completes_unvisited_actions_with_the_mixed_value():
