@@ -165,3 +165,29 @@ def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_pat
         text=True,
     ).stdout.strip()
     assert scored_already(tmp_path, module, "20", 0) == (not edited)
+
+
+def test_a_reason_written_after_a_run_counts_its_survivor_as_equivalent():
+    from tools.mutation import explained
+
+    row = {
+        "killed": 27,
+        "timeout": 1,
+        "survived": 2,
+        "equivalent": 0,
+        "survivors": [
+            {
+                "name": "m1",
+                "before": "reps: int = 2000,",
+                "after": "reps: int = 2001,",
+                "equivalent": None,
+            },
+            {"name": "m2", "before": "x = 1", "after": "x = 2", "equivalent": None},
+        ],
+    }
+    again = explained("benchmarks/stats.py", row)
+    assert (again["survived"], again["equivalent"]) == (1, 1)
+    assert again["score"] == 28 / 29
+    assert again["survivors"][0]["equivalent"] and not again["survivors"][1]["equivalent"]
+    assert row["survived"] == 2 and row["survivors"][0]["equivalent"] is None  # a copy
+    assert explained("benchmarks/stats.py", again) == again  # counted once

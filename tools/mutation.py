@@ -104,6 +104,16 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "reps: int = 2001,",
     ): "the default replicate count changes an interval by Monte Carlo noise only",
     (
+        "dreamer/agents/efficientzero/replay.py",
+        "step_id=jnp.full(shape, -1, None),",
+    ): "with x64 off a Python int fills an int32 array: the same values and dtype (weakly "
+    "typed, which no result depends on)",
+    (
+        "dreamer/agents/efficientzero/replay.py",
+        "td = jnp.full(cfg.batch_size, n, )",
+    ): "with x64 off a Python int fills an int32 array: the same values and dtype (weakly "
+    "typed, which no result depends on)",
+    (
         "dreamer/core/priorities.py",
         "p = jnp.where(eligible, jnp.asarray(priorities, jnp.float32).ravel(), 2.0) ** alpha",
     ): "the placeholder of ineligible records is zeroed on the next line; any positive value "
@@ -348,6 +358,23 @@ def summarise(chosen: dict[str, list[str]]) -> dict[str, Any]:
     return modules
 
 
+def explained(module: str, row: dict[str, Any]) -> dict[str, Any]:
+    """An earlier run's ``row`` with the survivors that ``EQUIVALENT`` explains since then
+    counted as equivalent (its other counts, date and commit unchanged)."""
+    row = {**row, "survivors": [dict(s) for s in row["survivors"]]}
+    for survivor in row["survivors"]:
+        reason = EQUIVALENT.get((module, survivor["after"]))
+        if reason and not survivor["equivalent"]:
+            survivor["equivalent"] = reason
+            row["survived"] -= 1
+            row["equivalent"] += 1
+    detected = row["killed"] + row["timeout"]
+    scored = detected + row["survived"]
+    row["score"] = detected / scored if scored else None
+    row["score_95"] = list(wilson(detected, scored))
+    return row
+
+
 def merge(out: Path, modules: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """The modules of earlier runs in ``out/report.json`` with this run's replacing theirs;
     each module keeps the date, commit and command of the run that scored it."""
@@ -356,6 +383,7 @@ def merge(out: Path, modules: dict[str, Any], meta: dict[str, Any]) -> dict[str,
     path = out / "report.json"
     if path.exists():
         merged = json.loads(path.read_text()).get("modules", {})
+    merged = {module: explained(module, m) for module, m in merged.items()}
     for module, m in modules.items():
         merged[module] = {**m, **stamp}
     order = list(COVERAGE)
