@@ -90,6 +90,11 @@ SLOW_MODULES = ("dreamer/loops/fused_scan.py", "dreamer/loops/host.py")
 DEFAULT_MODULES = tuple(m for m in COVERAGE if m not in SLOW_MODULES)
 """The default run; the loops' modules are run on request (``--modules``), one at a time."""
 
+REPLICATES = "the default replicate count changes an interval by Monte Carlo noise only"
+INT32_FILL = (
+    "with x64 off a Python int fills an int32 array: the same values and dtype (weakly "
+    "typed, which no result depends on)"
+)
 EQUIVALENT: dict[tuple[str, str], str] = {
     (
         "benchmarks/stats.py",
@@ -98,21 +103,19 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     (
         "benchmarks/stats.py",
         "a: ArrayLike, b: ArrayLike, *, reps: int = 2001, confidence: float = 0.95, seed: int = 0",
-    ): "the default replicate count changes an interval by Monte Carlo noise only",
+    ): REPLICATES,
     (
         "benchmarks/stats.py",
         "reps: int = 2001,",
-    ): "the default replicate count changes an interval by Monte Carlo noise only",
+    ): REPLICATES,
     (
         "dreamer/agents/efficientzero/replay.py",
         "step_id=jnp.full(shape, -1, None),",
-    ): "with x64 off a Python int fills an int32 array: the same values and dtype (weakly "
-    "typed, which no result depends on)",
+    ): INT32_FILL,
     (
         "dreamer/agents/efficientzero/replay.py",
         "td = jnp.full(cfg.batch_size, n, )",
-    ): "with x64 off a Python int fills an int32 array: the same values and dtype (weakly "
-    "typed, which no result depends on)",
+    ): INT32_FILL,
     (
         "dreamer/core/priorities.py",
         "p = jnp.where(eligible, jnp.asarray(priorities, jnp.float32).ravel(), 2.0) ** alpha",
@@ -344,18 +347,22 @@ def summarise(chosen: dict[str, list[str]]) -> dict[str, Any]:
                     {"name": name, "before": before, "after": after, "equivalent": reason}
                 )
             counts[status] += 1
-        detected = counts["killed"] + counts["timeout"]
-        scored = detected + counts["survived"]
-        low, high = wilson(detected, scored)
-        modules[module] = {
-            "generated": len(codes),
-            "tested": len(names),
-            **counts,
-            "score": detected / scored if scored else None,
-            "score_95": [low, high],
-            "survivors": survivors,
-        }
+        modules[module] = with_score(
+            {"generated": len(codes), "tested": len(names), **counts, "survivors": survivors}
+        )
     return modules
+
+
+def with_score(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its score, (killed + timeout) / (those + survived), and the score's 95%
+    Wilson interval."""
+    detected = row["killed"] + row["timeout"]
+    scored = detected + row["survived"]
+    return {
+        **row,
+        "score": detected / scored if scored else None,
+        "score_95": list(wilson(detected, scored)),
+    }
 
 
 def explained(module: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -368,11 +375,7 @@ def explained(module: str, row: dict[str, Any]) -> dict[str, Any]:
             survivor["equivalent"] = reason
             row["survived"] -= 1
             row["equivalent"] += 1
-    detected = row["killed"] + row["timeout"]
-    scored = detected + row["survived"]
-    row["score"] = detected / scored if scored else None
-    row["score_95"] = list(wilson(detected, scored))
-    return row
+    return with_score(row)
 
 
 def merge(out: Path, modules: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
