@@ -8,7 +8,9 @@ The parts are built as a run builds them (the agent's builder, real networks, re
 the replay, sized for the config's budget as a new run sizes it (``--set run.env_steps=N``),
 is filled with random observations of the env's shape (costs do not depend on the data),
 then ``--updates`` updates, one refresh chunk and ``--acts`` acting steps are timed after
-their compilation. Prints seconds per unit and the machine; nothing is written.
+their compilation. Prints seconds per unit, the floating-point operations XLA counts in each
+compiled unit (the same on every machine, so where a unit's time goes can be told apart from
+how fast the machine is), and the machine; nothing is written.
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ def _seconds(fn, repeats: int) -> float:
     return (time.perf_counter() - tick) / repeats
 
 
+def _flops(jitted, *args) -> float:
+    """Floating-point operations of one call of ``jitted`` by XLA's cost analysis (0 where
+    the backend gives none)."""
+    cost = jitted.lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float((cost or {}).get("flops", 0.0))
+
+
 def measure(cfg, *, updates: int, acts: int, fill: int = 300) -> dict[str, float]:
-    """Seconds per update, per refresh chunk and per acting step of ``cfg`` on its env."""
+    """Seconds per update, per refresh chunk and per acting step of ``cfg`` on its env, and
+    the floating-point operations of each (``*_flops``)."""
     import envs
     from dreamer.agents.efficientzero.builder import Parts, Spaces
 
@@ -64,6 +75,12 @@ def measure(cfg, *, updates: int, acts: int, fill: int = 300) -> dict[str, float
             np.zeros(e, bool),
             np.full((e, a), 1 / a, np.float32),
         )
+    key, obs = jax.random.PRNGKey(0), jnp.asarray(obs)
+    flops = {  # before the timed calls, which donate the states
+        "update_flops": _flops(parts.learn, state, replay, 1),
+        "refresh_chunk_flops": _flops(parts.refresh, state, replay, 0),
+        "act_step_flops": _flops(parts.act, state.variables, key, obs, 1.0, 1.0),
+    }
     holder = {"state": state, "replay": replay}
 
     def learn():
@@ -74,9 +91,9 @@ def measure(cfg, *, updates: int, acts: int, fill: int = 300) -> dict[str, float
         holder["replay"] = parts.refresh(holder["state"], holder["replay"], 0)
         return holder["replay"]
 
-    key, obs = jax.random.PRNGKey(0), jnp.asarray(obs)
     act = lambda: parts.act(holder["state"].variables, key, obs, 1.0, 1.0)  # noqa: E731
     return {
+        **flops,
         "update": _seconds(learn, updates),
         "refresh_chunk": _seconds(refresh, 2),
         "refresh_chunk_states": parts.learner.chunk_slots * e,
@@ -98,12 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = apply_overrides(get("efficientzero", args.preset), [f"env.id={args.env}", *args.set])
     cfg = cfg.sized_to_budget()  # the replay a run of this budget allocates
     costs = measure(cfg, updates=args.updates, acts=args.acts)
+    gflop = lambda unit: f"{costs[unit + '_flops'] / 1e9:8.3f} GFLOP"  # noqa: E731
     print(f"{args.preset} on {args.env} {' '.join(args.set)}")
-    print(f"  update         {costs['update']:.4f} s")
+    print(f"  update         {costs['update']:.4f} s  {gflop('update')}")
     print(
-        f"  refresh chunk  {costs['refresh_chunk']:.4f} s ({costs['refresh_chunk_states']} states)"
+        f"  refresh chunk  {costs['refresh_chunk']:.4f} s  {gflop('refresh_chunk')}"
+        f"  ({costs['refresh_chunk_states']} states)"
     )
-    print(f"  acting step    {costs['act_step']:.4f} s ({cfg.env.num_envs} envs)")
+    print(
+        f"  acting step    {costs['act_step']:.4f} s  {gflop('act_step')}"
+        f"  ({cfg.env.num_envs} envs)"
+    )
     print(f"  machine        {format_machine(describe_machine())}")
     return 0
 

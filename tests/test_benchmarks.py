@@ -855,10 +855,10 @@ def test_unit_costs_times_each_part_of_a_preset(capsys):
     out = capsys.readouterr().out
     for part in ("update", "refresh chunk", "acting step", "machine"):
         assert part in out
-    seconds = [
-        float(line.split()[-2]) for line in out.splitlines() if line.strip().startswith("update")
-    ]
-    assert len(seconds) == 1 and 0 < seconds[0] < 60
+    update = [line.split() for line in out.splitlines() if line.strip().startswith("update")]
+    assert len(update) == 1
+    seconds, gflop = float(update[0][1]), float(update[0][3])
+    assert 0 < seconds < 60 and gflop > 0
 
 
 def test_seed_batch_rate_and_report(tmp_path):
