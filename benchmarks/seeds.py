@@ -30,6 +30,7 @@ import numpy as np
 
 from benchmarks.machine import describe_machine, format_machine
 from benchmarks.stats import bootstrap_mean, compare
+from dreamer.shell.cpu_devices import request_cpu_devices
 
 PATHS = ("host", "fused")
 
@@ -115,8 +116,6 @@ def report(out: Path, threshold: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dreamer.cli import parse_seeds
-
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.seeds", description=__doc__.split("\n\n")[0]
     )
@@ -131,8 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if paths == ["fused"]:  # its seeds split over one CPU device per core (not the host path's)
+        request_cpu_devices()
+    from dreamer.cli import parse_seeds
+
     if not args.report_only:
-        paths = [p.strip() for p in args.paths.split(",") if p.strip()]
         unknown = sorted(set(paths) - set(PATHS))
         if unknown:
             parser.error(f"unknown path(s) {unknown}; choose from {list(PATHS)}")

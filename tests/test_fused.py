@@ -117,6 +117,55 @@ def test_vmapped_seeds_differ_and_each_matches_its_run_alone(tmp_path):
         )
 
 
+def group_on_devices(out: str, devices: int) -> dict:
+    """Seeds 3 and 4 of the vmapped-seeds config trained together in a process that sees
+    ``devices`` CPU devices; where their states lived, and what they learned."""
+    cfg = config(JAX_ENV, "loop.replay_ratio=0.25")
+    placed = fused_loop.init_seeds(fused_loop.build(cfg)[1], [3, 4])
+    summaries = fused_loop.train_seeds(
+        cfg, fused_loop.seed_folders(Path(out), [3, 4]), [3, 4], resume=False
+    )
+    params = [restore_learner(cfg, Path(out) / f"seed{k}")[0].params for k in (3, 4)]
+    return {
+        "devices": len(jax.tree.leaves(placed)[0].sharding.device_set),
+        "returns": [s["final_eval_returns"] for s in summaries],
+        "params": [[np.asarray(x).ravel().tolist() for x in jax.tree.leaves(p)] for p in params],
+    }
+
+
+@pytest.mark.slow  # two processes that each compile and train a group: minutes on 2 cores
+def test_seeds_split_over_two_cpu_devices_learn_what_one_device_learns(tmp_path):
+    code = (
+        "import json, sys; sys.path.insert(0, 'tests'); import test_fused as t; "
+        f"print(json.dumps(t.group_on_devices(sys.argv[1], int(sys.argv[2]))))"
+    )
+    runs = []
+    for devices in (1, 2):
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+            JAX_PLATFORMS="cpu",
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / f"d{devices}"), str(devices)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    one, two = runs
+    assert (one["devices"], two["devices"]) == (1, 2)  # one seed per device
+    for a, b in zip(one["returns"], two["returns"], strict=True):
+        assert b == pytest.approx(a)
+    for a, b in zip(one["params"], two["params"], strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)
+
+
 def run_python(*argv):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dreamer.core.configtree import ConfigError
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "split_seeds"]
 
 AXIS = "data"
 
@@ -68,3 +68,23 @@ class DataParallel:
         if self.mesh is None:
             return jax.device_put(tree)
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+
+
+SEED_AXIS = "seeds"
+
+
+def split_seeds(tree: Any, seeds: int) -> Any:
+    """``tree`` (arrays with a leading axis of ``seeds``) split by seeds over the local
+    devices: over the most devices whose count divides ``seeds``, each holding whole seeds.
+
+    Seeds are independent, so a jitted computation over the seed axis runs on each device's
+    seeds without communication (XLA partitions it), and gives each seed the same result as
+    on one device, up to the order of float operations. With one local device, or a seed
+    count no device count above 1 divides, ``tree`` is placed on the default device.
+    """
+    local = jax.local_devices()
+    count = max(d for d in range(1, len(local) + 1) if seeds % d == 0)
+    if count == 1:
+        return jax.device_put(tree)
+    mesh = Mesh(np.asarray(local[:count]), (SEED_AXIS,))
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(SEED_AXIS)))

@@ -27,6 +27,7 @@ from dreamer.agents.efficientzero import compute
 from dreamer.agents.efficientzero.builder import ALGO, Parts, Spaces, validate
 from dreamer.agents.efficientzero.config import Config, ConfigError, replace_path
 from dreamer.core.errors import NonFiniteLossError
+from dreamer.core.sharding import split_seeds
 from dreamer.loops.fused_scan import Fused, RunState, make_fused
 from dreamer.shell.runbook import EVAL_SEED_OFFSET, RunBook, crossed
 from dreamer.shell.signals import RunStopped
@@ -81,7 +82,7 @@ def init_seeds(fused: Fused, seeds: Any) -> RunState:
     """
     init = jax.jit(fused.init)
     states = [init(jnp.asarray(k, jnp.int32)) for k in np.asarray(seeds).tolist()]
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    return split_seeds(jax.tree.map(lambda *xs: jnp.stack(xs), *states), len(states))
 
 
 class _Runner:
@@ -121,8 +122,8 @@ class _Runner:
                 "each seed's folder on its own, or delete the newer checkpoints."
             )
         ((self.env_steps, self.updates),) = steps
-        stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *restored)
-        self.states = stacked
+        stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *restored)
+        self.states = split_seeds(stacked, len(restored))
         print(f"resuming {len(self.books)} seed(s) from env step {self.env_steps}")
 
     # -- rows and evaluation --------------------------------------------------------------------
