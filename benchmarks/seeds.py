@@ -131,9 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    if paths == ["fused"]:  # its seeds split over one CPU device per core (not the host path's)
-        request_cpu_devices()
-    from dreamer.cli import parse_seeds
+    from dreamer.core.configtree import parse_seeds
+
+    if paths == ["fused"]:  # its seeds split over the cores (not the host path's)
+        request_cpu_devices(len(parse_seeds(args.seeds)))
 
     if not args.report_only:
         unknown = sorted(set(paths) - set(PATHS))

@@ -28,6 +28,7 @@ from dreamer.core.configtree import (
     apply_overrides,
     flatten,
     from_dict,
+    parse_seeds,
     replace_path,
     to_dict,
 )
@@ -46,24 +47,6 @@ from dreamer.shell.imports import add_working_directory, project_package
 from dreamer.shell.runbook import check_can_start
 from dreamer.shell.runlog import CONFIG_FILE, SUMMARY_FILE, RunLog, read_json, resume_command
 from dreamer.shell.signals import RunStopped, exit_code, signal_name, terminate_as_interrupt
-
-
-def parse_seeds(spec: str) -> tuple[int, ...]:
-    """Seeds as the command lines take them: ``0,1,2``, a range ``0-9``, or both (``0,5-7``)."""
-    seeds: list[int] = []
-    try:
-        for part in spec.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                first, last = part.split("-", 1)
-                seeds.extend(range(int(first), int(last) + 1))
-            elif part:
-                seeds.append(int(part))
-    except ValueError:
-        raise ConfigError(f"--seeds {spec!r}: write seeds as 0,1,2 or as a range 0-9.") from None
-    if not seeds:
-        raise ConfigError(f"--seeds {spec!r}: no seeds; write them as 0,1,2 or 0-9.")
-    return tuple(dict.fromkeys(seeds))
 
 
 def build_config(args: argparse.Namespace) -> Any:

@@ -137,7 +137,7 @@ def group_on_devices(out: str, devices: int) -> dict:
 def test_seeds_split_over_two_cpu_devices_learn_what_one_device_learns(tmp_path):
     code = (
         "import json, sys; sys.path.insert(0, 'tests'); import test_fused as t; "
-        f"print(json.dumps(t.group_on_devices(sys.argv[1], int(sys.argv[2]))))"
+        "print(json.dumps(t.group_on_devices(sys.argv[1], int(sys.argv[2]))))"
     )
     runs = []
     for devices in (1, 2):
