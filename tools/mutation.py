@@ -215,7 +215,18 @@ def test_ids(modules: Sequence[str], without: Sequence[str] = ()) -> tuple[list,
     files = {t.split("::")[0] for m in COVERAGE for t in COVERAGE[m]}
     wanted = sorted(f for f in files if (REPO / f).exists())
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *wanted],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not slow",  # minutes per test: never a mutant's killer (the default suite's rule)
+            *wanted,
+        ],
         cwd=MUTANTS,
         capture_output=True,
         text=True,
