@@ -511,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{m}: scored already (unchanged since); skipped", flush=True)
         if not modules:
             return 0
-    start = time.time()
+    start, commit = time.time(), git_commit()  # the sources the mutants are made from
     if not args.report_only:
         generate()
         without = [w.strip() for w in args.without.split(",") if w.strip()]
@@ -537,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = describe_machine(with_jax=False)
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "commit": git_commit(),
+        "commit": commit,
         "command": "python -m tools.mutation " + " ".join(argv or sys.argv[1:]),
         "mutmut": version("mutmut"),
         "sample": args.sample,
