@@ -31,17 +31,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks import runs
 from benchmarks.curves import stays_above_from
 from benchmarks.machine import describe_machine, format_machine
 from benchmarks.runs import eval_curve, read_metrics
 from benchmarks.stats import BETTER, bootstrap, bootstrap_mean, compare
+from dreamer.loops.groups import seed_folder
+from dreamer.shell.runlog import SUMMARY_FILE
 
 CPU_SIZED = {"ratios": (0.0, 4.0), "seeds": "0-2", "steps": 2000}
 FULL = {"ratios": (0.0, 1.0, 2.0, 4.0, 8.0), "seeds": "0-9", "steps": 2000}
@@ -109,24 +111,48 @@ def kept_fraction(folder: Path) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def run_variant(env_key: str, variant: dict, args: argparse.Namespace, seeds: list[int]) -> None:
-    from dreamer.core.configtree import apply_overrides
-    from dreamer.loops import groups
-    from experiments import presets
+def train_group(
+    folder: Path, env_key: str, steps: int, overrides: Sequence[str], seeds: Sequence[int]
+) -> float:
+    """The seeds of ``env_key``'s preset with ``overrides`` brought to the finished state in
+    ``folder`` through the CLI (``train --seeds``: one process for the group, its seeds over
+    the CPU's devices where they split; an interrupted group is resumed, a finished one
+    kept), output appended to ``folder``'s ``.log`` beside it. Returns the group's wall-clock
+    over all its attempts (from the seeds' summaries); stops the sweep if it did not finish."""
+    env, preset, _ = ENVS[env_key]
 
+    def train(todo: Sequence[int]) -> list[str]:
+        return runs.train_args(
+            algo="efficientzero",
+            preset=preset,
+            env_id=env,
+            seed=list(todo),
+            steps=steps,
+            out=folder,
+            overrides=overrides,
+        )
+
+    log = folder.parent / f"{folder.name}.log"
+    outcome = runs.ensure_group(folder, seeds, train, log=log)
+    if not outcome.finished:
+        raise SystemExit(
+            f"{folder}: the group did not finish (exit code {outcome.returncode}); its output "
+            f"is in {log}. Run the same command again to continue it."
+        )
+    summaries = [runs.read_json(seed_folder(folder, k) / SUMMARY_FILE) for k in seeds]
+    return max(float(s["wall_seconds"]) for s in summaries)
+
+
+def run_variant(env_key: str, variant: dict, args: argparse.Namespace, seeds: list[int]) -> None:
     env, preset, _ = ENVS[env_key]
     folder = Path(args.out) / env_key / variant["name"].replace(" ", "_")
     if (folder / "variant.json").exists():
         print(f"{folder} done, kept")
         return
-    cfg = presets.get("efficientzero", preset)
-    cfg = apply_overrides(
-        cfg, [f"env.id={env}", f"run.env_steps={args.steps}", *args.set, *variant["overrides"]]
-    )
-    start = time.perf_counter()
-    groups.train_group("efficientzero", cfg, folder, seeds)
+    overrides = [*args.set, *variant["overrides"]]
+    wall = train_group(folder, env_key, args.steps, overrides, seeds)
     record = {**variant, "env": env, "preset": preset, "steps": args.steps, "seeds": seeds}
-    record.update(wall_seconds=time.perf_counter() - start, machine=describe_machine())
+    record.update(wall_seconds=wall, machine=describe_machine())
     (folder / "variant.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -32,14 +32,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.dreaming import ENVS, fit_frontier, median_interval, seed_results
+from benchmarks.dreaming import ENVS, fit_frontier, median_interval, seed_results, train_group
 from benchmarks.machine import describe_machine, format_machine
 
 KNOBS: dict[str, tuple[str, tuple[Any, ...]]] = {
@@ -119,25 +118,34 @@ def base_config(env_key: str, steps: int, overrides: Sequence[str]) -> Any:
     return apply_overrides(cfg, [f"env.id={env}", f"run.env_steps={steps}", *overrides])
 
 
-def run_point(out: Path, base: Any, point: Point, seeds: Sequence[int]) -> None:
-    """Train ``point``'s seeds in ``out/<name>`` unless done (``point.json`` marks it)."""
+def run_point(
+    out: Path,
+    base: Any,
+    point: Point,
+    seeds: Sequence[int],
+    *,
+    env_key: str,
+    overrides: Sequence[str],
+) -> None:
+    """Train ``point``'s seeds in ``out/<name>`` unless done (``point.json`` marks it):
+    ``base`` is ``env_key``'s preset with ``overrides``, the point's own overrides come
+    after them (``dreaming.train_group``: through the CLI, an interrupted group resumed)."""
     from dreamer.core.configtree import apply_overrides
-    from dreamer.loops import groups
 
     folder = out / point.name
     if (folder / "point.json").exists():
         print(f"{folder} done, kept")
         return
     cfg = apply_overrides(base, list(point.overrides))
-    start = time.perf_counter()
-    groups.train_group("efficientzero", cfg, folder, list(seeds))
+    everything = [*overrides, *point.overrides]
+    wall = train_group(folder, env_key, cfg.run.env_steps, everything, seeds)
     record = {
         **dataclasses.asdict(point),
         "settings": {knob: setting_value(cfg, path) for knob, (path, _) in KNOBS.items()},
         "seeds": list(seeds),
         "steps": cfg.run.env_steps,
         "compute_per_step": run_compute(cfg) / cfg.run.env_steps,
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": wall,
         "machine": describe_machine(),
     }
     (folder / "point.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
@@ -303,14 +311,14 @@ def run(env_key: str, knobs: Sequence[str], seeds: Sequence[int], steps: int, ou
     base = base_config(env_key, steps, overrides)
     if not report_only:
         for point in plan(base, knobs):
-            run_point(out, base, point, seeds)
+            run_point(out, base, point, seeds, env_key=env_key, overrides=overrides)
         _, _, threshold = ENVS[env_key]
         best = best_imagination([measured(p.parent, threshold) for p in out.glob("*/point.json")])
         if best is not None:
             total = best["per_step"] * steps
             control = Point(f"control({best['name']})", "control", None,
                             matched_control(base, total))  # fmt: skip
-            run_point(out, base, control, seeds)
+            run_point(out, base, control, seeds, env_key=env_key, overrides=overrides)
     return report(out, env_key)
 
 
