@@ -30,6 +30,7 @@ import numpy as np
 
 from benchmarks.machine import describe_machine, format_machine
 from benchmarks.stats import bootstrap_mean, compare
+from dreamer.core.seeds import parse_seeds
 from dreamer.shell.cpu_devices import request_cpu_devices
 
 PATHS = ("host", "fused")
@@ -131,8 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    from dreamer.core.configtree import parse_seeds
-
     if paths == ["fused"]:  # its seeds split over the cores (not the host path's)
         request_cpu_devices(len(parse_seeds(args.seeds)))
 

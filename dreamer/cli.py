@@ -28,7 +28,6 @@ from dreamer.core.configtree import (
     apply_overrides,
     flatten,
     from_dict,
-    parse_seeds,
     replace_path,
     to_dict,
 )
@@ -38,6 +37,7 @@ from dreamer.core.errors import (
     ObservationSpaceError,
     RunFolderError,
 )
+from dreamer.core.seeds import parse_seeds
 from dreamer.loops import algos, groups
 from dreamer.shell import runlock
 from dreamer.shell.checkpoint import CHECKPOINT_DIR, CheckpointError, latest_checkpoint

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
+from dreamer.core.seeds import devices_for
 from dreamer.shell import cpu_devices
-from dreamer.shell.cpu_devices import FLAG, VARIABLE, devices_for, request_cpu_devices
+from dreamer.shell.cpu_devices import FLAG, VARIABLE, request_cpu_devices
 from dreamer.shell.cpu_devices import seeds_together as together
 
 

@@ -77,6 +77,8 @@ COVERAGE: dict[str, tuple[str, ...]] = {
     "dreamer/agents/baselines/dqn/replay.py": ("tests/test_dqn.py",),
     "dreamer/agents/baselines/ppo/learning.py": ("tests/test_ppo.py",),
     "benchmarks/stats.py": ("tests/test_benchmarks.py", "tests/test_stats.py"),
+    "dreamer/core/seeds.py": ("tests/test_cpu_devices.py", "tests/test_cli.py::test_seeds_syntax"),
+    "dreamer/shell/cpu_devices.py": ("tests/test_cpu_devices.py",),
 }
 """Module -> the test files (or test ids) whose tests every mutant of the module runs."""
 

@@ -222,21 +222,3 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
             raise ConfigError(f"{name}={value!r} is invalid: expected a string.")
         return value
     return value
-
-
-def parse_seeds(spec: str) -> tuple[int, ...]:
-    """Seeds as the command lines take them: ``0,1,2``, a range ``0-9``, or both (``0,5-7``)."""
-    seeds: list[int] = []
-    try:
-        for part in spec.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                first, last = part.split("-", 1)
-                seeds.extend(range(int(first), int(last) + 1))
-            elif part:
-                seeds.append(int(part))
-    except ValueError:
-        raise ConfigError(f"--seeds {spec!r}: write seeds as 0,1,2 or as a range 0-9.") from None
-    if not seeds:
-        raise ConfigError(f"--seeds {spec!r}: no seeds; write them as 0,1,2 or 0-9.")
-    return tuple(dict.fromkeys(seeds))

@@ -24,6 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dreamer.core.configtree import ConfigError
+from dreamer.core.seeds import devices_for
 
 __all__ = ["DataParallel", "split_seeds"]
 
@@ -73,9 +74,9 @@ class DataParallel:
 SEED_AXIS = "seeds"
 
 
-def split_seeds(tree: Any, seeds: int) -> Any:
-    """``tree`` (arrays with a leading axis of ``seeds``) split by seeds over the local
-    devices: over the most devices whose count divides ``seeds``, each holding whole seeds.
+def split_seeds(tree: Any) -> Any:
+    """``tree`` (arrays with a leading seed axis) split by seeds over the local devices: over
+    the most devices that hold whole seeds (``seeds.devices_for``).
 
     Seeds are independent, so a jitted computation over the seed axis runs on each device's
     seeds without communication (XLA partitions it), and gives each seed the same result as
@@ -83,7 +84,7 @@ def split_seeds(tree: Any, seeds: int) -> Any:
     count no device count above 1 divides, ``tree`` is placed on the default device.
     """
     local = jax.local_devices()
-    count = max(d for d in range(1, len(local) + 1) if seeds % d == 0)
+    count = devices_for(jax.tree.leaves(tree)[0].shape[0], len(local))
     if count == 1:
         return jax.device_put(tree)
     mesh = Mesh(np.asarray(local[:count]), (SEED_AXIS,))

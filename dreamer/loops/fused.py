@@ -82,7 +82,7 @@ def init_seeds(fused: Fused, seeds: Any) -> RunState:
     """
     init = jax.jit(fused.init)
     states = [init(jnp.asarray(k, jnp.int32)) for k in np.asarray(seeds).tolist()]
-    return split_seeds(jax.tree.map(lambda *xs: jnp.stack(xs), *states), len(states))
+    return split_seeds(jax.tree.map(lambda *xs: jnp.stack(xs), *states))
 
 
 class _Runner:
@@ -123,7 +123,7 @@ class _Runner:
             )
         ((self.env_steps, self.updates),) = steps
         stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *restored)
-        self.states = split_seeds(stacked, len(restored))
+        self.states = split_seeds(stacked)
         print(f"resuming {len(self.books)} seed(s) from env step {self.env_steps}")
 
     # -- rows and evaluation --------------------------------------------------------------------

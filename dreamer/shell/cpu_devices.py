@@ -5,7 +5,7 @@ products of vector-env networks use a second core poorly: one update of the ``de
 preset on CartPole takes 23.8 ms on one thread and 17.8 ms on two. Seen as one device per
 core, the CPU runs the shards of a computation side by side, and the fused loop splits its
 seeds over the local devices (``dreamer.core.sharding.split_seeds``): 10 seeds of that preset
-update 1.33 times as fast on two devices as on one, on 2 cores.
+train 1.13 times as fast on two devices as on one, on 2 cores (docs/jax-envs.md).
 
 A computation on one device runs 5-8% slower when the CPU is split (15.8 ms against 15.0 ms
 per update), so only commands that train seeds together ask for it, and only where the seeds
@@ -26,7 +26,8 @@ import sys
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
-from dreamer.core.configtree import ConfigError, parse_seeds
+from dreamer.core.configtree import ConfigError
+from dreamer.core.seeds import devices_for, parse_seeds
 
 FLAG = "--xla_force_host_platform_device_count"
 VARIABLE = "DREAMER_CPU_DEVICES"
@@ -67,12 +68,6 @@ def seeds_together(argv: Sequence[str]) -> int:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return 0
-
-
-def devices_for(seeds: int, cores: int) -> int:
-    """The most devices, at most ``cores``, that hold whole seeds: the largest divisor of
-    ``seeds`` not above ``cores`` (``split_seeds`` splits over the same count)."""
-    return max((d for d in range(1, min(seeds, cores) + 1) if seeds % d == 0), default=1)
 
 
 def usable_cores() -> int:
