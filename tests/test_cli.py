@@ -200,5 +200,8 @@ def test_summary_and_eval_print_rounded_returns(capsys):
 def test_seeds_syntax():
     assert cli.parse_seeds("0,1,2") == (0, 1, 2)
     assert cli.parse_seeds("0-3,7") == (0, 1, 2, 3, 7)
+    assert cli.parse_seeds("3-5") == (3, 4, 5)
     with pytest.raises(ValueError, match="0,1,2"):
         cli.parse_seeds("0 1 2")
+    with pytest.raises(ValueError, match="no seeds"):
+        cli.parse_seeds(" , ")

@@ -23,6 +23,8 @@ def test_the_seeds_a_command_trains_together(tmp_path):
     assert together(["train", "--env", "CartPole-v1", "--seed", "3"]) == 0
     assert together(["train", "--seeds", "0 1"]) == 0  # the CLI refuses it, with its reason
     assert together(["resume", str(fused)]) == 4
+    assert together(["resume", "--set", "run.x=1", str(fused)]) == 4  # past a non-folder
+    assert together(["train", "--seeds"]) == 0  # no value: the CLI says what is missing
     assert together(["resume", str(host)]) == 0
     assert together(["resume", str(tmp_path / "missing")]) == 0
     assert together(["show-config", "--seeds", "0-9"]) == 0 and together([]) == 0
@@ -49,6 +51,8 @@ def test_the_request_splits_the_cpu_only_where_seeds_split(monkeypatch):
     for seeds in (0, 1, 5):  # one device is all that helps: nothing asked for
         environ = {}
         assert request_cpu_devices(seeds, environ) is None and environ == {}
+    environ = {VARIABLE: "1"}  # the CPU as one device: nothing to ask for
+    assert request_cpu_devices(10, environ) is None and "XLA_FLAGS" not in environ
     environ = {VARIABLE: "3"}
     assert request_cpu_devices(0, environ) == 3 and environ["XLA_FLAGS"] == f"{FLAG}=3"
     with pytest.raises(SystemExit, match="DREAMER_CPU_DEVICES='two' is not a device count"):
@@ -62,3 +66,13 @@ def test_the_request_does_nothing_once_jax_has_started():
 
     environ: dict[str, str] = {}
     assert request_cpu_devices(10, environ) is None and environ == {}
+
+
+def test_usable_cores_without_an_affinity_is_the_cpu_count(monkeypatch):
+    import os
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert cpu_devices.usable_cores() == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one core
+    assert cpu_devices.usable_cores() == 1

@@ -97,7 +97,26 @@ INT32_FILL = (
     "with x64 off a Python int fills an int32 array: the same values and dtype (weakly "
     "typed, which no result depends on)"
 )
+TWO_DASHES = (
+    "a part with two dashes is refused either way (an int of a dashed string, or too many "
+    "values to unpack: both ValueError, the same ConfigError)"
+)
+ONE_EQUALS = "an option value with '=' in it (a seed list, an algorithm name) is never valid"
 EQUIVALENT: dict[tuple[str, str], str] = {
+    ("dreamer/core/seeds.py", 'first, last = part.split("-", )'): TWO_DASHES,
+    ("dreamer/core/seeds.py", 'first, last = part.rsplit("-", 1)'): TWO_DASHES,
+    ("dreamer/core/seeds.py", 'first, last = part.split("-", 2)'): TWO_DASHES,
+    (
+        "dreamer/core/seeds.py",
+        "return max((d for d in range(2, min(seeds, devices) + 1) if seeds % d == 0), default=1)",
+    ): "1 divides every count: leaving it out of the range leaves max's default, 1",
+    ("dreamer/shell/cpu_devices.py", 'value = arg.split("=", 2)[1]'): ONE_EQUALS,
+    ("dreamer/shell/cpu_devices.py", 'value = arg.split("=", )[1]'): ONE_EQUALS,
+    ("dreamer/shell/cpu_devices.py", 'value = arg.rsplit("=", 1)[1]'): ONE_EQUALS,
+    (
+        "dreamer/shell/cpu_devices.py",
+        'for folder in (a for a in argv[1:] if not a.startswith("XX-XX")):',
+    ): "an option read as a folder has no group file: it is skipped as any non-group is",
     (
         "benchmarks/stats.py",
         'low, high = np.asarray(intervals["scores"], dtype=np.float64).reshape(2, -2)',
