@@ -87,7 +87,8 @@ def test_walkthrough_runs_as_written(user_project):
     report = tmp_path / "results/sample_efficiency/my_pkg.my_envs-make_grid/report.md"
     text = report.read_text()
     assert text.startswith("# Sample efficiency: my_pkg.my_envs:make_grid")
-    assert "my_pkg.my_envs:make_grid 0.9" in text
+    env_rows = [line for line in text.splitlines() if "| `my_pkg.my_envs:make_grid` |" in line]
+    assert len(env_rows) == 1 and "| 0.9 |" in env_rows[0]  # the threshold of --threshold
     for algo in ("efficientzero", "dqn", "ppo"):
         assert f"| {algo} (debug) |" in text
 
