@@ -1,10 +1,17 @@
 """What dreaming buys: the dream ratio against a compute-matched control, at a fixed real budget.
 
     make dream                                      # CPU-sized sweep (CartPole, 2 cores)
-    python -m benchmarks.dreaming --full            # ratios 0,1,2,4,8 x 10 seeds, + MinAtar
+    python -m benchmarks.dreaming --full            # ratios 0,1,2,4,8 on both envs below
+    python -m benchmarks.dreaming --envs minatar-breakout --ratios 0,1,4 --out results/dream_minatar
     python -m benchmarks.dreaming --ratios 0,4 --seeds 0-4 --steps 2000 --out results/dream
     python -m benchmarks.dreaming --report-only --out results/dream
     python -m benchmarks.dreaming --frontier    # each imagination knob alone (benchmarks.frontier)
+
+Envs (``--envs``): ``cartpole``, gymnax CartPole-v1 with the ``cartpole`` preset at 2,000 real
+steps (threshold 475; 10 seeds in ``--full``), and ``minatar-breakout``, MinAtar Breakout set
+up as the ``minatar`` suite sets it up (the ``default`` preset on the frames as images, 20,000
+real steps, evaluated every 2,000; 5 seeds), so that its ratio 0 is that suite's EfficientZero
+run. ``--steps`` and ``--seeds`` replace an env's own.
 
 Variants, each a ``train --seeds`` group (seeds vmapped in one process on a JAX-native env):
 
@@ -29,6 +36,7 @@ is fitted (scipy's ``curve_fit``) and reported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -42,15 +50,44 @@ from benchmarks.curves import stays_above_from
 from benchmarks.machine import describe_machine, format_machine
 from benchmarks.runs import eval_curve, read_metrics
 from benchmarks.stats import BETTER, bootstrap, bootstrap_mean, compare
+from benchmarks.suites import MINATAR_BUDGET, MINATAR_EVALUATION
 from dreamer.loops.groups import seed_folder
 from dreamer.shell.runlog import SUMMARY_FILE
 
-CPU_SIZED = {"ratios": (0.0, 4.0), "seeds": "0-2", "steps": 2000}
-FULL = {"ratios": (0.0, 1.0, 2.0, 4.0, 8.0), "seeds": "0-9", "steps": 2000}
+
+@dataclasses.dataclass(frozen=True)
+class DreamEnv:
+    """An env of the sweep with the setup its table is measured in."""
+
+    env_id: str
+    preset: str
+    threshold: float | None
+    """Return that counts as solved (None: final returns only)."""
+    steps: int
+    """Real env steps per run (``--steps`` replaces it)."""
+    seeds: str
+    """Seeds of the ``--full`` table (``--seeds`` replaces them)."""
+    overrides: tuple[str, ...] = ()
+    """Settings of the env's setup, before the variant's own."""
+
+
 ENVS = {
-    "cartpole": ("gymnax:CartPole-v1", "cartpole", 475.0),
-    "minatar-breakout": ("gymnax:Breakout-MinAtar", "cartpole", None),
+    "cartpole": DreamEnv("gymnax:CartPole-v1", "cartpole", 475.0, steps=2000, seeds="0-9"),
+    "minatar-breakout": DreamEnv(
+        "gymnax:Breakout-MinAtar",
+        "default",
+        None,
+        steps=MINATAR_BUDGET,
+        seeds="0-4",
+        overrides=('env.options={"image": true}', *MINATAR_EVALUATION),
+    ),
 }
+"""The envs by key. MinAtar Breakout is set up as in the ``minatar`` suite (the ``default``
+preset on the frames as images, its budget and evaluation), so its ratio 0 is that suite's
+EfficientZero run."""
+CPU_SIZED = {"ratios": (0.0, 4.0), "seeds": "0-2"}
+FULL = {"ratios": (0.0, 1.0, 2.0, 4.0, 8.0), "seeds": None}
+"""Sweep sizes (``make dream``, ``--full``); seeds None: each env's own."""
 
 
 def variants(
@@ -119,17 +156,17 @@ def train_group(
     the CPU's devices where they split; an interrupted group is resumed, a finished one
     kept), output appended to ``folder``'s ``.log`` beside it. Returns the group's wall-clock
     over all its attempts (from the seeds' summaries); stops the sweep if it did not finish."""
-    env, preset, _ = ENVS[env_key]
+    env = ENVS[env_key]
 
     def train(todo: Sequence[int]) -> list[str]:
         return runs.train_args(
             algo="efficientzero",
-            preset=preset,
-            env_id=env,
+            preset=env.preset,
+            env_id=env.env_id,
             seed=list(todo),
             steps=steps,
             out=folder,
-            overrides=overrides,
+            overrides=[*env.overrides, *overrides],
         )
 
     log = folder.parent / f"{folder.name}.log"
@@ -143,15 +180,18 @@ def train_group(
     return max(float(s["wall_seconds"]) for s in summaries)
 
 
-def run_variant(env_key: str, variant: dict, args: argparse.Namespace, seeds: list[int]) -> None:
-    env, preset, _ = ENVS[env_key]
+def run_variant(
+    env_key: str, variant: dict, args: argparse.Namespace, steps: int, seeds: list[int]
+) -> None:
+    env = ENVS[env_key]
     folder = Path(args.out) / env_key / variant["name"].replace(" ", "_")
     if (folder / "variant.json").exists():
         print(f"{folder} done, kept")
         return
     overrides = [*args.set, *variant["overrides"]]
-    wall = train_group(folder, env_key, args.steps, overrides, seeds)
-    record = {**variant, "env": env, "preset": preset, "steps": args.steps, "seeds": seeds}
+    wall = train_group(folder, env_key, steps, overrides, seeds)
+    record = {**variant, "env": env.env_id, "preset": env.preset, "steps": steps, "seeds": seeds}
+    record["env_overrides"] = list(env.overrides)
     record.update(wall_seconds=wall, machine=describe_machine())
     (folder / "variant.json").write_text(json.dumps(record, indent=2) + "\n")
 
@@ -217,7 +257,8 @@ def report(out: Path) -> str:
     from benchmarks.plots import COLORS, _save
 
     lines = ["# What dreaming buys", ""]
-    for env_key, (env, preset, threshold) in ENVS.items():
+    for env_key, spec in ENVS.items():
+        env, preset, threshold = spec.env_id, spec.preset, spec.threshold
         folders = sorted(p.parent for p in (out / env_key).glob("*/variant.json"))
         if not folders:
             continue
@@ -332,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.dreaming", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--full", action="store_true", help="ratios 0,1,2,4,8, 10 seeds, + MinAtar")
+    parser.add_argument("--full", action="store_true", help="ratios 0,1,2,4,8 on every env")
     parser.add_argument("--ratios", default=None, help="dream ratios, e.g. 0,1,4")
     parser.add_argument("--seeds", default=None)
     parser.add_argument("--steps", type=int, default=None, help="real env steps per run")
@@ -372,19 +413,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     size = FULL if args.full else CPU_SIZED
     ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else list(size["ratios"])
-    seeds = list(parse_seeds(args.seeds or size["seeds"]))
-    args.steps = args.steps or size["steps"]
     envs = args.envs.split(",") if args.envs else (list(ENVS) if args.full else ["cartpole"])
+    unknown = sorted(set(envs) - set(ENVS))
+    if unknown:
+        parser.error(f"unknown envs {unknown}; choose from {list(ENVS)}")
     out = Path(args.out)
     if not args.report_only:
         from dreamer.core.configtree import apply_overrides
         from experiments import presets
 
         for env_key in envs:
-            env, preset, _ = ENVS[env_key]
+            env = ENVS[env_key]
+            seeds = list(parse_seeds(args.seeds or size["seeds"] or env.seeds))
+            steps = args.steps or env.steps
             base = apply_overrides(
-                presets.get("efficientzero", preset),
-                [f"env.id={env}", f"run.env_steps={args.steps}", *args.set],
+                presets.get("efficientzero", env.preset),
+                [f"env.id={env.env_id}", f"run.env_steps={steps}", *env.overrides, *args.set],
             )
             floats = lambda text: [float(x) for x in text.split(",")] if text else []  # noqa: E731
             for variant in variants(
@@ -394,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weights=floats(args.weights),
                 value_weights=floats(args.value_weights),
             ):
-                run_variant(env_key, variant, args, seeds)
+                run_variant(env_key, variant, args, steps, seeds)
     print(report(out))
     return 0
 

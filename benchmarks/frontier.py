@@ -113,9 +113,10 @@ def base_config(env_key: str, steps: int, overrides: Sequence[str]) -> Any:
     from dreamer.core.configtree import apply_overrides
     from experiments import presets
 
-    env, preset, _ = ENVS[env_key]
-    cfg = presets.get("efficientzero", preset)
-    return apply_overrides(cfg, [f"env.id={env}", f"run.env_steps={steps}", *overrides])
+    env = ENVS[env_key]
+    cfg = presets.get("efficientzero", env.preset)
+    settings = [f"env.id={env.env_id}", f"run.env_steps={steps}", *env.overrides, *overrides]
+    return apply_overrides(cfg, settings)
 
 
 def run_point(
@@ -215,7 +216,8 @@ def report(out: Path, env_key: str) -> str:
     from benchmarks.plots import COLORS, _save
     from benchmarks.stats import compare
 
-    env, preset, threshold = ENVS[env_key]
+    spec = ENVS[env_key]
+    env, preset, threshold = spec.env_id, spec.preset, spec.threshold
     if threshold is None:
         return f"{env} has no threshold: no frontier.\n"
     folders = sorted(p.parent for p in out.glob("*/point.json"))
@@ -312,7 +314,7 @@ def run(env_key: str, knobs: Sequence[str], seeds: Sequence[int], steps: int, ou
     if not report_only:
         for point in plan(base, knobs):
             run_point(out, base, point, seeds, env_key=env_key, overrides=overrides)
-        _, _, threshold = ENVS[env_key]
+        threshold = ENVS[env_key].threshold
         best = best_imagination([measured(p.parent, threshold) for p in out.glob("*/point.json")])
         if best is not None:
             total = best["per_step"] * steps

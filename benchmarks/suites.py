@@ -175,6 +175,8 @@ MINATAR_IMAGE = 'efficientzero:env.options={"image": true}'
 baselines' ``cartpole`` presets take them flattened, through their MLP)."""
 MINATAR_BUDGET = 20_000
 """Real env steps of the MinAtar suite."""
+MINATAR_EVALUATION = ("run.eval_every=2000", "run.eval_episodes=8", "run.final_eval_episodes=16")
+"""The MinAtar suites' evaluation protocol (every tenth of the budget)."""
 
 
 def _three_algos(ez_preset: str = "default") -> tuple[AlgoSpec, ...]:
@@ -256,7 +258,7 @@ SUITES = {
         algos=_three_algos(),
         budgets=(MINATAR_BUDGET,),
         seeds=(0, 1, 2, 3, 4),
-        overrides=("run.eval_every=2000", "run.eval_episodes=8", "run.final_eval_episodes=16"),
+        overrides=MINATAR_EVALUATION,
     ),
     "minatar_mlp": Suite(
         name="minatar_mlp",
@@ -264,7 +266,7 @@ SUITES = {
         algos=(AlgoSpec("efficientzero", "default"),),
         budgets=(MINATAR_BUDGET,),
         seeds=(0, 1, 2, 3, 4),
-        overrides=("run.eval_every=2000", "run.eval_episodes=8", "run.final_eval_episodes=16"),
+        overrides=MINATAR_EVALUATION,
     ),
 }
 """Suites by name. Their evaluation overrides repeat the EfficientZero presets' protocol

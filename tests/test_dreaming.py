@@ -242,6 +242,35 @@ def test_the_control_spends_the_dream_compute_on_gradient_steps():
     assert spent_control["dreaming"] == 0 < spent_dream["dreaming"]
 
 
+def test_the_minatar_dream_table_starts_from_the_minatar_suites_run():
+    """MinAtar Breakout's ratio 0 trains what the ``minatar`` suite trains for EfficientZero
+    (preset, budget, image frames, evaluation), so the two tables share that run."""
+    from benchmarks.dreaming import ENVS, variants
+    from benchmarks.suites import SUITES, suite_runs
+    from dreamer.core.seeds import parse_seeds
+    from experiments import presets
+
+    suite = SUITES["minatar"]
+    (spec,) = {
+        r.env: r
+        for r in suite_runs(suite)
+        if r.algo.algo == "efficientzero" and r.env.env_id == "gymnax:Breakout-MinAtar"
+    }.values()
+    env = ENVS["minatar-breakout"]
+    assert (env.env_id, env.preset, env.steps) == (spec.env.env_id, spec.algo.preset, spec.budget)
+    assert tuple(parse_seeds(env.seeds)) == suite.seeds
+
+    def config(preset, env_id, steps, overrides):
+        cfg = presets.get("efficientzero", preset)
+        return apply_overrides(cfg, [f"env.id={env_id}", f"run.env_steps={steps}", *overrides])
+
+    suite_run = config(spec.algo.preset, spec.env.env_id, spec.budget, spec.overrides(suite))
+    base = config(env.preset, env.env_id, env.steps, env.overrides)
+    (ratio0,) = variants(base, [0.0], controls=True)
+    assert apply_overrides(base, ratio0["overrides"]) == suite_run
+    assert suite_run.env.options == {"image": True} and suite_run.run.eval_every == 2000
+
+
 def test_frontier_fit_recovers_a_known_frontier():
     from benchmarks.dreaming import fit_frontier
 
