@@ -151,11 +151,12 @@ def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_pat
     def report(**row):
         (tmp_path / "report.json").write_text(json.dumps({"modules": {module: row}}))
 
-    report(sample="30", seed=0, commit=first[0][:7])  # the module did not exist then
+    tests = list(COVERAGE[module])
+    report(sample="30", seed=0, commit=first[0][:7], tests=tests)  # the module did not exist
     assert not scored_already(tmp_path, module, "30", 0)
-    report(sample="30", seed=0, commit=head + "+changes")  # scored on uncommitted sources
+    report(sample="30", seed=0, commit=head + "+changes", tests=tests)  # uncommitted sources
     assert not scored_already(tmp_path, module, "30", 0)
-    report(sample="20", seed=0, commit=head)
+    report(sample="20", seed=0, commit=head, tests=tests)
     assert not scored_already(tmp_path, module, "30", 0)
     assert not scored_already(tmp_path, module, "20", 1)
     edited = subprocess.run(  # uncommitted edits to the module or its tests count as changes
@@ -164,7 +165,12 @@ def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_pat
         capture_output=True,
         text=True,
     ).stdout.strip()
+    report(sample="20", seed=0, commit=head, tests=tests)
     assert scored_already(tmp_path, module, "20", 0) == (not edited)
+    report(sample="20", seed=0, commit=head, tests=["tests/test_fewer.py"])  # other tests then
+    assert not scored_already(tmp_path, module, "20", 0)
+    report(sample="20", seed=0, commit=head)  # a row that does not name its tests
+    assert not scored_already(tmp_path, module, "20", 0)
 
 
 def test_a_reason_written_after_a_run_counts_its_survivor_as_equivalent():

@@ -65,6 +65,8 @@ COVERAGE: dict[str, tuple[str, ...]] = {
     ),
     "dreamer/agents/efficientzero/learner.py": (
         *LEARNER_TESTS,
+        "tests/test_value_targets.py",  # the search and mixed value targets
+        "tests/test_dreaming.py",  # the learner's dream loss
         "tests/test_augment.py::test_learner_augments_the_step0_input_and_the_consistency_"
         "targets_only",
     ),
@@ -134,6 +136,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "step_id=jnp.full(shape, -1, None),",
     ): INT32_FILL,
     (
+        "dreamer/agents/efficientzero/learner.py",
+        "sums = {k: sums[k] + jnp.asarray(v, ) for k, v in metrics.items()}",
+    ): "every metric is a float32 array or a Python float, which x64 off makes float32: the "
+    "sums stay float32 either way",
+    (
         "dreamer/agents/efficientzero/replay.py",
         "td = jnp.full(cfg.batch_size, n, )",
     ): INT32_FILL,
@@ -192,11 +199,12 @@ def read_meta(module: str) -> dict[str, Any]:
 
 def mutant_diffs(module: str) -> dict[str, tuple[str, str]]:
     """mutant name -> (original line, mutated line), both stripped (first changed line)."""
-    tree = ast.parse((MUTANTS / module).read_text())
+    text = (MUTANTS / module).read_text()
+    lines = text.splitlines()
     funcs: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(text)):  # a module's file holds thousands of mutants
         if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name:
-            funcs[node.name] = ast.get_source_segment((MUTANTS / module).read_text(), node) or ""
+            funcs[node.name] = "\n".join(lines[node.lineno - 1 : node.end_lineno])
     out = {}
     for name, source in funcs.items():
         base, _, index = name.rpartition("__mutmut_")
@@ -420,20 +428,23 @@ def merge(out: Path, modules: dict[str, Any], meta: dict[str, Any]) -> dict[str,
         merged = json.loads(path.read_text()).get("modules", {})
     merged = {module: explained(module, m) for module, m in merged.items()}
     for module, m in modules.items():
-        merged[module] = {**m, **stamp}
+        merged[module] = {**m, **stamp, "tests": list(COVERAGE[module])}
     order = list(COVERAGE)
     return dict(sorted(merged.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
 
 def scored_already(out: Path, module: str, sample: str, seed: int) -> bool:
-    """Whether ``out/report.json`` scores ``module`` with this sample and seed at a commit
-    since which neither the module nor the tests that cover it have changed."""
+    """Whether ``out/report.json`` scores ``module`` with this sample and seed, against the
+    tests that cover it now, at a commit since which neither the module nor those tests have
+    changed."""
     path = out / "report.json"
     if not path.exists():
         return False
     row = json.loads(path.read_text()).get("modules", {}).get(module)
     if not row or str(row.get("sample")) != str(sample) or row.get("seed") != seed:
         return False
+    if row.get("tests") != list(COVERAGE[module]):
+        return False  # scored against other tests, or a row that does not name its tests
     commit = str(row.get("commit", ""))
     if not commit or commit.endswith("+changes"):
         return False
