@@ -315,7 +315,7 @@ def default() -> Config:
     MiniGrid), nothing tuned to one env beyond what its spaces say.
 
     - Values and rewards are scale-free: categorical supports over h(x) = sign(x)(sqrt(|x| +
-      1) - 1) + 0.001x with 300 bins each side cover |x| up to about 90,000, and the search
+      1) - 1) + 0.001x with 300 bins each side cover |x| up to about 58,700, and the search
       normalises Q-values by the min and max of its tree, so no reward scale is assumed.
     - Gumbel MuZero search with 16 simulations: a policy improvement at any simulation count
       and exploration by Gumbel sampling at the root, with 1% of the prior mixed with the
