@@ -111,6 +111,42 @@ def test_disagreeing_imagined_states_give_no_target():
     assert np.all(np.asarray(with_first) > np.asarray(per_rollout))
 
 
+def test_dream_value_targets_add_the_kept_cross_entropy_toward_the_searched_value():
+    """``dream.value_weight > 0``: each kept imagined state adds ``value_weight`` times the
+    cross-entropy of the value head against the two-hot of h(search value). The hand-made
+    value head puts all but e^-50 of its mass on the bin of 0."""
+    obs = jnp.zeros((2, 3))
+    cfg = dream_cfg("dream.value_weight=0.5")
+    net = ToyNet(cfg)
+    tgt = make_dreaming(cfg, net).imagine({}, jax.random.PRNGKey(0), obs)
+    tgt = tgt.replace(
+        values=jnp.array([[0.0, 3.0], [8.0, 0.0]]), weights=jnp.array([[1.0, 1.0], [0.0, 1.0]])
+    )
+    _, (with_values, _) = _replayed(make_dreaming(cfg, net), net, obs, tgt)
+    policy_cfg = dream_cfg("dream.value_weight=0")
+    _, (policy_only, _) = _replayed(make_dreaming(policy_cfg, net), net, obs, tgt)
+
+    support = cfg.model.value_support
+    logits = np.where(np.arange(-support, support + 1) == 0, 50.0, 0.0)
+    log_p = logits - np.log(np.exp(logits).sum())
+
+    def cross_entropy(x):
+        y = np.sign(x) * (np.sqrt(abs(x) + 1.0) - 1.0) + 0.001 * x  # EfficientZero's h
+        low = int(np.floor(y))
+        two_hot = np.zeros_like(log_p)
+        two_hot[support + low] = 1.0 - (y - low)
+        two_hot[support + low + 1] += y - low
+        return -np.sum(two_hot * log_p)
+
+    # h(3) = 1.003 and h(8) = 2.008 sit 50 nats from the head's bin; the second rollout's 8
+    # is not kept (weight 0), so it adds only its kept zero.
+    expected = 0.5 * np.array([cross_entropy(0.0) + cross_entropy(3.0), cross_entropy(0.0)])
+    assert expected[0] == pytest.approx(25.0, rel=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(with_values) - np.asarray(policy_only), expected, rtol=1e-5, atol=1e-4
+    )
+
+
 def test_no_gradient_reaches_the_representation_or_the_dynamics_from_dreams():
     cfg = dream_cfg()
     net = make_network(cfg.model, (4,), 2)

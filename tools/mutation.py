@@ -136,6 +136,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "step_id=jnp.full(shape, -1, None),",
     ): INT32_FILL,
     (
+        "dreamer/agents/efficientzero/dreaming.py",
+        "action = jax.random.categorical(key, logits.astype(None)).astype(jnp.int32)",
+    ): "JAX's astype(None) is the default float dtype, float32 with x64 off: the same cast",
+    (
+        "dreamer/agents/efficientzero/dreaming.py",
+        "value_loss.append(-jnp.sum(v_target * jax.nn.log_softmax(value_logits, -1), +1))",
+    ): "the value logits are [N, bins] (the heads flatten any latent): axis +1 is axis -1",
+    (
         "dreamer/agents/efficientzero/learner.py",
         "sums = {k: sums[k] + jnp.asarray(v, ) for k, v in metrics.items()}",
     ): "every metric is a float32 array or a Python float, which x64 off makes float32: the "

@@ -89,9 +89,9 @@ def make_dreaming(cfg: Config, net: Any) -> Dreaming:
                 action = jax.random.categorical(key, logits.astype(jnp.float32)).astype(jnp.int32)
             else:
                 action = actions_or_key[:, j]
+            # The value prefix is not used here: the LSTM state is only carried along (the
+            # next latent does not depend on it), so it needs no reset at lstm_horizon.
             latent, lstm, _ = net.apply(variables, latent, lstm, action, method="dynamics")
-            if (j + 1) % model.lstm_horizon == 0:
-                lstm = jax.tree.map(jnp.zeros_like, lstm)
             latents.append(latent)
             actions.append(action)
         return latents, jnp.stack(actions, axis=1)
