@@ -50,6 +50,18 @@ def test_intensity_scales_each_example_by_one_clipped_gaussian_factor():
     assert factors.min() >= 0.9 - 1e-6 and factors.max() <= 1.1 + 1e-6  # 1 +- 0.05 * 2
     assert factors.mean() == pytest.approx(1.0, abs=0.005)
     assert factors.std() == pytest.approx(0.05 * 0.9785, rel=0.05)  # std of N(0,1) cut at 2
+    # each factor is 1 + scale * z for the example's own draw z (not 1 - scale * z)
+    z = np.clip(np.asarray(jax.random.normal(jax.random.PRNGKey(1), (4000,))), -2.0, 2.0)
+    np.testing.assert_allclose(factors, 1.0 + 0.05 * z, rtol=1e-6)
+
+
+def test_random_shift_moves_every_channel_alike():
+    frames = np.concatenate([pattern(6), 2 * pattern(6) + 1, -pattern(6)], axis=-1)
+    key = jax.random.PRNGKey(2)
+    out = np.asarray(random_shift(key, jnp.asarray(frames), pad=4))
+    for c in range(3):  # the channel axis is not padded: channel c is channel c shifted
+        alone = random_shift(key, jnp.asarray(frames[..., c : c + 1]), pad=4)
+        np.testing.assert_array_equal(out[..., c : c + 1], alone)
 
 
 def test_augment_is_a_function_of_the_key_and_scales_uint8_to_unit_range():
@@ -63,6 +75,16 @@ def test_augment_is_a_function_of_the_key_and_scales_uint8_to_unit_range():
     assert a.dtype == jnp.float32 and float(a.max()) <= 1.1 and float(a.min()) >= 0.0
     none = augment(jax.random.PRNGKey(3), frames, (), pad=4, scale=0.05)
     np.testing.assert_allclose(none, np.asarray(frames) / 255.0)
+
+
+def test_augment_applies_each_name_in_order_with_a_key_of_its_own():
+    frames = jnp.asarray(np.random.default_rng(1).integers(0, 256, (4, 2, H, W, 1)), jnp.uint8)
+    names = ("intensity", "shift", "intensity")
+    out = augment(jax.random.PRNGKey(5), frames, names, pad=2, scale=0.1)
+    k0, k1, k2 = jax.random.split(jax.random.PRNGKey(5), 3)
+    x = intensity(k0, frames.astype(jnp.float32) / 255.0, 0.1)
+    x = intensity(k2, random_shift(k1, x, 2), 0.1)
+    np.testing.assert_allclose(out, x, rtol=1e-6)
 
 
 def test_learner_augments_the_step0_input_and_the_consistency_targets_only(monkeypatch):

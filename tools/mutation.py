@@ -59,6 +59,7 @@ COVERAGE: dict[str, tuple[str, ...]] = {
     "dreamer/agents/efficientzero/search.py": ("tests/test_search.py", *LEARNER_TESTS),
     "dreamer/agents/efficientzero/replay.py": ("tests/test_replay.py", *LEARNER_TESTS),
     "dreamer/core/priorities.py": (
+        "tests/test_priorities.py",
         "tests/test_replay.py",
         "tests/test_dqn.py::test_replay_rebuilds_stacks_and_n_step_targets",
         "tests/test_dqn.py::test_replay_priorities_and_interrupt",
@@ -141,8 +142,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ): "JAX's astype(None) is the default float dtype, float32 with x64 off: the same cast",
     (
         "dreamer/agents/efficientzero/dreaming.py",
-        "value_loss.append(-jnp.sum(v_target * jax.nn.log_softmax(value_logits, -1), +1))",
-    ): "the value logits are [N, bins] (the heads flatten any latent): axis +1 is axis -1",
+        "if d.value_weight >= 0:",
+    ): "at weight 0 the value cross-entropy (finite: it is taken of a log-softmax) is added "
+    "times 0: the same loss and gradients",
     (
         "dreamer/agents/efficientzero/learner.py",
         "sums = {k: sums[k] + jnp.asarray(v, ) for k, v in metrics.items()}",
@@ -161,6 +163,15 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "dreamer/core/priorities.py",
         "return index.astype(jnp.int32), (weights / weights.max()).astype(None)",
     ): "the weights are float32 already (astype(None) is JAX's default float, float32)",
+    (
+        "dreamer/core/priorities.py",
+        "p = jnp.where(eligible, jnp.asarray(priorities, None).ravel(), 1.0) ** alpha",
+    ): "with x64 off jnp.asarray makes any float input (float32 arrays, numpy float64) "
+    "float32: the same array",
+    (
+        "dreamer/agents/efficientzero/augment.py",
+        "x = frames.astype(None) / 255.0",
+    ): "JAX's astype(None) is the default float dtype, float32 with x64 off: the same cast",
     (
         "dreamer/agents/efficientzero/augment.py",
         "z = jax.random.normal(key, (frames.shape[0],), )",

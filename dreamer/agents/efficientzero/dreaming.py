@@ -121,20 +121,17 @@ def make_dreaming(cfg: Config, net: Any) -> Dreaming:
         fixed = jax.lax.stop_gradient(variables)
         latent = net.apply(fixed, obs, method="represent")
         latents, _ = unroll(fixed, latent, tgt.actions, sample=False)
-        policy_loss, value_loss = [], []
-        for j, s in enumerate(latents):
-            policy_logits, value_logits = apply("predict", jax.lax.stop_gradient(s))
-            ce = -jnp.sum(tgt.policies[:, j] * jax.nn.log_softmax(policy_logits, -1), -1)
-            policy_loss.append(ce)
-            if d.value_weight > 0:
-                v_target = scalar_to_support(tgt.values[:, j], model.value_support)
-                value_loss.append(-jnp.sum(v_target * jax.nn.log_softmax(value_logits, -1), -1))
+        predicted = [apply("predict", jax.lax.stop_gradient(s)) for s in latents]
+        policy_logits = jnp.stack([p for p, _ in predicted], axis=1)  # [N, H, A]
         w = tgt.weights
-        policy_loss = (jnp.stack(policy_loss, axis=1) * w).sum(1)
+        policy_ce = -jnp.sum(tgt.policies * jax.nn.log_softmax(policy_logits, -1), -1)
+        policy_loss = (policy_ce * w).sum(1)
         per_rollout = d.policy_weight * policy_loss
         if d.value_weight > 0:
-            value_loss = (jnp.stack(value_loss, axis=1) * w).sum(1)
-            per_rollout = per_rollout + d.value_weight * value_loss
+            value_logits = jnp.stack([v for _, v in predicted], axis=1)  # [N, H, bins]
+            v_target = scalar_to_support(tgt.values, model.value_support)
+            value_ce = -jnp.sum(v_target * jax.nn.log_softmax(value_logits, -1), -1)
+            per_rollout = per_rollout + d.value_weight * (value_ce * w).sum(1)
         metrics = {
             "losses/dream_policy": policy_loss.mean(),
             "charts/dream_kept": w.mean(),
