@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dreamer.agents.baselines.config import NetworkConfig
+from dreamer.agents.baselines.dqn.builder import build
 from dreamer.agents.baselines.dqn.config import DQNConfig, DQNParams
 from dreamer.agents.baselines.dqn.learning import (
     Batch,
@@ -26,6 +28,7 @@ from dreamer.agents.baselines.networks import random_shift
 from dreamer.core.config import EnvConfig, RunConfig
 from dreamer.core.configtree import ConfigError
 from dreamer.loops import dqn
+from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.runlog import read_metrics
 
 
@@ -263,18 +266,41 @@ def _tiny_config(env_steps: int) -> DQNConfig:
     )
 
 
+def _final_learner(cfg: DQNConfig, run_dir):
+    """The learner state of the newest checkpoint in ``run_dir``."""
+    parts = build(cfg, gymnasium.spaces.Box(-1, 1, (4,)), gymnasium.spaces.Discrete(2))
+    state, act_key = parts.init(cfg.run.seed)
+    ckpt = Checkpointer(run_dir)
+    arrays, _ = ckpt.restore(
+        {"learner": state, "replay": parts.replay(cfg).state(), "act_key": act_key}
+    )
+    ckpt.close()
+    return arrays["learner"]
+
+
 def test_train_writes_run_folder_and_resumes(tmp_path):
     summary = dqn.train(_tiny_config(400), tmp_path)
-    assert summary["env_steps"] == 400 and summary["updates"] > 0
+    # 2 envs, learning from step 100, an update at every multiple of 4 above it: 104 .. 400
+    assert summary["env_steps"] == 400 and summary["updates"] == 75
     assert [s for s, _ in summary["eval_curve"]] == [200, 400]
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["final_eval_return"] == summary["final_eval_return"]
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400]
     assert rows[-1]["losses/td"] != "" and rows[0]["eval/return_mean"] == ""
+    p = _tiny_config(400).dqn
+    for r in rows:  # the exploration epsilon of each row's env step
+        assert float(r["charts/epsilon"]) == pytest.approx(linear_epsilon(p, int(r["env_steps"])))
+    # the target network is synced every 50 env steps, the last time after the update at 400
+    state = _final_learner(_tiny_config(400), tmp_path)
+    assert int(state.step) == 75
+    for x, y in zip(
+        jax.tree.leaves(state.params), jax.tree.leaves(state.target_params), strict=True
+    ):
+        np.testing.assert_array_equal(x, y)
 
     resumed = dqn.train(_tiny_config(600), tmp_path, resume=True)
-    assert resumed["env_steps"] == 600 and resumed["updates"] > summary["updates"]
+    assert resumed["env_steps"] == 600 and resumed["updates"] == 75 + 50
     assert [s for s, _ in resumed["eval_curve"]] == [200, 400, 600]
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400, 500, 600]
