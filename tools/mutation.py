@@ -146,6 +146,10 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ): "JAX's astype(None) is the default float dtype, float32 with x64 off: the same cast",
     (
         "dreamer/agents/efficientzero/dreaming.py",
+        "policy_ce = -jnp.sum(tgt.policies * jax.nn.log_softmax(policy_logits, ), -1)",
+    ): "jax.nn.log_softmax normalises over axis -1 by default: the same call",
+    (
+        "dreamer/agents/efficientzero/dreaming.py",
         "if d.value_weight >= 0:",
     ): "at weight 0 the value cross-entropy (finite: it is taken of a log-softmax) is added "
     "times 0: the same loss and gradients",
