@@ -148,7 +148,8 @@ def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_pat
     if not head or not first:
         pytest.skip("needs the project's git history")
 
-    def report(**row):
+    def report(generated=18, **row):
+        row = {"generated": generated, **row}
         (tmp_path / "report.json").write_text(json.dumps({"modules": {module: row}}))
 
     tests = list(COVERAGE[module])
@@ -167,6 +168,8 @@ def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_pat
     ).stdout.strip()
     report(sample="20", seed=0, commit=head, tests=tests)
     assert scored_already(tmp_path, module, "20", 0) == (not edited)
+    report(sample="20", seed=0, commit=head, tests=tests, generated=0)  # mutmut made none
+    assert not scored_already(tmp_path, module, "20", 0)
     report(sample="20", seed=0, commit=head, tests=["tests/test_fewer.py"])  # other tests then
     assert not scored_already(tmp_path, module, "20", 0)
     report(sample="20", seed=0, commit=head)  # a row that does not name its tests

@@ -216,6 +216,12 @@ def generate() -> None:
     mm.copy_src_dir()
     mm.copy_also_copy_files()
     mm.setup_source_paths()
+    for module in COVERAGE:
+        # A module mapped after mutmut first copied it unmutated: mutmut takes the copy (newer
+        # than its source) for an up-to-date mutant file with no mutants, so it goes.
+        copy = Path("mutants") / module
+        if copy.exists() and not copy.with_name(copy.name + ".meta").exists():
+            copy.unlink()
     mm.create_mutants(max(1, os.cpu_count() or 1))
 
 
@@ -470,6 +476,8 @@ def scored_already(out: Path, module: str, sample: str, seed: int) -> bool:
     row = json.loads(path.read_text()).get("modules", {}).get(module)
     if not row or str(row.get("sample")) != str(sample) or row.get("seed") != seed:
         return False
+    if not row.get("generated"):
+        return False  # mutmut made no mutant of it: nothing was scored
     if row.get("tests") != list(COVERAGE[module]):
         return False  # scored against other tests, or a row that does not name its tests
     commit = str(row.get("commit", ""))
