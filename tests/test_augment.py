@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from dreamer.agents.efficientzero import learner as learner_module
-from dreamer.agents.efficientzero.augment import augment, intensity, random_shift
+from dreamer.agents.efficientzero.augment import augment, intensity
 from dreamer.agents.efficientzero.config import apply_overrides
 from dreamer.agents.efficientzero.learner import make_learner
 from dreamer.agents.efficientzero.networks import make_network
 from dreamer.agents.efficientzero.replay import Replay
+from dreamer.core.shift import random_shift
 from experiments.efficientzero import debug
 
 H = W = 16

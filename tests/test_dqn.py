@@ -24,9 +24,9 @@ from dreamer.agents.baselines.dqn.learning import (
 )
 from dreamer.agents.baselines.dqn.networks import QNetwork, dueling_aggregate
 from dreamer.agents.baselines.dqn.replay import Replay, n_step_return
-from dreamer.agents.baselines.networks import random_shift
 from dreamer.core.config import EnvConfig, RunConfig
 from dreamer.core.configtree import ConfigError
+from dreamer.core.shift import random_shift
 from dreamer.loops import dqn
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.runlog import read_metrics
@@ -75,13 +75,14 @@ def test_linear_epsilon():
     assert linear_epsilon(p, 5_000) == pytest.approx(0.1)
 
 
-def _fill_stacked_replay(n_step: int) -> tuple[Replay, dict[int, tuple]]:
-    """Two episodes of frame ids ``1000 e + t`` with a 2-frame stack: the first terminates
-    after 3 steps, the second is truncated after 4. Reward of a step = its frame id."""
+def _fill_stacked_replay(n_step: int, stack: int = 2) -> tuple[Replay, dict[int, tuple]]:
+    """Two episodes with ``stack``-frame stacks of frame ids ``1000 e + x`` (frame x is seen
+    after x steps): the first terminates after 3 steps, the second is truncated after 4.
+    Reward of step t = the id of frame t."""
     replay = Replay(
         capacity=64,
         num_envs=1,
-        obs_shape=(2, 1),
+        obs_shape=(stack, 1),
         obs_dtype=np.float32,
         stacked=True,
         n_step=n_step,
@@ -89,42 +90,63 @@ def _fill_stacked_replay(n_step: int) -> tuple[Replay, dict[int, tuple]]:
     )
     truth = {}
     for episode, (length, terminal) in enumerate([(3, True), (4, False)], start=1):
-        ids = [1000 * episode + t for t in range(-1, length + 1)]
+
+        def frame(x: int, episode: int = episode) -> int:
+            return 1000 * episode + x
+
+        def window(x: int) -> np.ndarray:  # frames x - stack + 1 .. x
+            return np.array([[[frame(y)] for y in range(x - stack + 1, x + 1)]], np.float32)
+
         for t in range(length):
-            obs = np.array([[[ids[t]], [ids[t + 1]]]], np.float32)
             end = t == length - 1
-            final = np.array([[[ids[t + 1]], [ids[t + 2]]]], np.float32)
             replay.add(
-                obs,
+                window(t),
                 np.array([t % 2]),
-                np.array([float(ids[t + 1])]),
+                np.array([float(frame(t))]),
                 np.array([end and terminal]),
                 np.array([end and not terminal]),
-                final,
+                window(t + 1),
             )
             steps = min(n_step, length - t)
-            ret = sum(0.5**k * ids[t + 1 + k] for k in range(steps))
+            ret = sum(0.5**k * frame(t + k) for k in range(steps))
             ends = t + steps == length
             discount = 0.0 if (ends and terminal) else 0.5**steps
-            truth[ids[t + 1]] = (ret, discount, ids[t + 1 + steps])
+            truth[frame(t)] = (ret, discount, frame(t + steps))
     return replay, truth
 
 
-def test_replay_rebuilds_stacks_and_n_step_targets():
-    replay, truth = _fill_stacked_replay(n_step=2)
+@pytest.mark.parametrize("stack", [2, 3])
+def test_replay_rebuilds_stacks_and_n_step_targets(stack):
+    replay, truth = _fill_stacked_replay(n_step=2, stack=stack)
     assert replay.size == len(truth) == 7
+    assert replay.frames.dtype == np.float32  # frames are kept in the observation dtype
     batch = replay.sample(256, np.random.default_rng(0), alpha=0.0, beta=1.0)
+    assert batch["reward"].dtype == batch["discount"].dtype == np.float32
     seen = set()
+    back = np.arange(-stack + 1, 1)
     for i in range(256):
         frame = int(batch["obs"][i, -1, 0])
         seen.add(frame)
         ret, discount, next_frame = truth[frame]
-        np.testing.assert_array_equal(batch["obs"][i, :, 0], [frame - 1, frame])
+        np.testing.assert_array_equal(batch["obs"][i, :, 0], frame + back)
         assert batch["reward"][i] == pytest.approx(ret)
         assert batch["discount"][i] == pytest.approx(discount)
-        np.testing.assert_array_equal(batch["next_obs"][i, :, 0], [next_frame - 1, next_frame])
+        np.testing.assert_array_equal(batch["next_obs"][i, :, 0], next_frame + back)
         assert batch["weight"][i] == 1.0
     assert seen == set(truth)
+
+
+def test_a_restored_replay_keeps_its_own_dtypes():
+    """A checkpoint may hand the fields back as JAX arrays (float64 becomes float32 with x64
+    off): the replay casts them back to its own dtypes."""
+    replay, _ = _fill_stacked_replay(n_step=2)
+    replay.update_priorities(np.flatnonzero(replay.ready.ravel()), np.full(7, 1.0 + 1e-9))
+    state = replay.state()
+    fresh, _ = _fill_stacked_replay(n_step=2)
+    fresh.load_state({name: jnp.asarray(value) for name, value in state.items()})
+    for name, value in fresh.state().items():
+        assert value.dtype == state[name].dtype, name
+        np.testing.assert_allclose(value, state[name], rtol=1e-6)
 
 
 def test_replay_priorities_and_interrupt():
@@ -220,6 +242,50 @@ def test_repeated_updates_lower_the_loss():
     actions, _ = learner.act(state.params, batch.obs, jax.random.PRNGKey(1), 0.0)
     q = learner.q_values(state.params, batch.obs)
     np.testing.assert_array_equal(actions, jnp.argmax(q, axis=-1))
+
+
+def test_an_augmented_update_is_the_update_on_the_shifted_batch():
+    """DrQ: the update shifts ``obs`` and ``next_obs`` with keys of its own (split from the
+    learner's key) and otherwise learns as the unaugmented learner on the shifted batch."""
+    rng = np.random.default_rng(1)
+    p = DQNParams(lr=1e-3, augment_pad=2)
+    net = QNetwork(NetworkConfig(kind="conv"), num_actions=3, dueling=False)
+    shape = (4, 2, 36, 36, 1)
+    batch = Batch(
+        obs=rng.integers(0, 256, shape).astype(np.uint8),
+        action=rng.integers(0, 3, 4),
+        reward=rng.normal(size=4).astype(np.float32),
+        discount=np.full(4, 0.9, np.float32),
+        next_obs=rng.integers(0, 256, shape).astype(np.uint8),
+        weight=np.ones(4, np.float32),
+    )
+    augmented = make_learner(p, net, augment=True)
+    plain = make_learner(p, net, augment=False)
+    state = augmented.init(jax.random.PRNGKey(0), batch.obs[:1])
+    _, obs_key, next_key = jax.random.split(state.rng, 3)
+    shifted = batch.replace(
+        obs=random_shift(obs_key, jnp.asarray(batch.obs), 2),
+        next_obs=random_shift(next_key, jnp.asarray(batch.next_obs), 2),
+    )
+    assert not np.array_equal(shifted.obs, batch.obs)
+    a_state, a_metrics = augmented.update(state, batch)
+    b_state, b_metrics = plain.update(state, shifted)
+    np.testing.assert_allclose(a_metrics["losses/td"], b_metrics["losses/td"], rtol=1e-6)
+    for x, y in zip(jax.tree.leaves(a_state.params), jax.tree.leaves(b_state.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_exploration_draws_every_action_uniformly():
+    net = QNetwork(NetworkConfig(kind="mlp", hidden=(8,)), num_actions=3, dueling=False)
+    learner = make_learner(DQNParams(), net, augment=False)
+    obs = np.zeros((3000, 4), np.float32)
+    state = learner.init(jax.random.PRNGKey(0), obs[:1])
+    actions, _ = learner.act(state.params, obs, jax.random.PRNGKey(1), 1.0)
+    np.testing.assert_allclose(
+        np.bincount(np.asarray(actions), minlength=3) / 3000, 1 / 3, atol=0.03
+    )
+    greedy, _ = learner.act(state.params, obs, jax.random.PRNGKey(1), 0.0)
+    assert len(set(np.asarray(greedy).tolist())) == 1  # the same obs: the same greedy action
 
 
 def test_bad_values_raise_config_error_with_the_fix():

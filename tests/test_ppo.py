@@ -68,6 +68,9 @@ def test_value_loss_clip():
     v, v_old, ret = jnp.array([2.0]), jnp.array([1.0]), jnp.array([3.0])
     np.testing.assert_allclose(value_loss(v, v_old, ret, 0.5, False), 0.5)
     np.testing.assert_allclose(value_loss(v, v_old, ret, 0.5, True), 0.5 * 1.5**2)
+    # V moved from -1 to 0.5: the clipped value is -1 + 0.2 = -0.8, 1.8 from the return
+    v, v_old, ret = jnp.array([0.5]), jnp.array([-1.0]), jnp.array([1.0])
+    np.testing.assert_allclose(value_loss(v, v_old, ret, 0.2, True), 0.5 * 1.8**2, rtol=1e-6)
 
 
 def test_schedules_and_interval_crossing():
@@ -94,6 +97,54 @@ def _tiny_config(env_steps: int, **ppo_overrides) -> PPOConfig:
         network=NetworkConfig(kind="mlp", hidden=(16,), activation="tanh", init="orthogonal"),
         ppo=PPOParams(**params),
     )
+
+
+def _rollout(learner, state, rewards=0.1):
+    """A 16 x 4 rollout of random observations, acted by ``state``'s own policy."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(16, 4, 4)).astype(np.float32)
+    action, logp, value, _ = learner.act(state.params, obs.reshape(64, 4), jax.random.PRNGKey(1))
+    return Rollout(
+        obs=obs,
+        action=np.asarray(action).reshape(16, 4),
+        logp=np.asarray(logp).reshape(16, 4),
+        value=np.asarray(value).reshape(16, 4),
+        reward=np.full((16, 4), rewards, np.float32),
+        done=np.zeros((16, 4), np.float32),
+        last_obs=obs[-1],
+    )
+
+
+def test_one_update_reports_the_entropy_kl_and_annealed_clip_of_its_policy():
+    # one epoch of one minibatch: the metrics are those of the initial policy, which acted
+    cfg = _tiny_config(128, epochs=1, minibatch_size=64, anneal_clip=True, clip=0.2)
+    learner = make_learner(cfg, ActorCritic(cfg.network, 2, share_torso=False))
+    state = learner.init(jax.random.PRNGKey(0), np.zeros((1, 4), np.float32))
+    rollout = _rollout(learner, state)
+    _, metrics = learner.update(state, rollout)
+    logits, _ = ActorCritic(cfg.network, 2, share_torso=False).apply(
+        state.params, rollout.obs.reshape(64, 4)
+    )
+    probs = np.asarray(jax.nn.softmax(logits))
+    entropy = -np.mean(np.sum(probs * np.log(probs), axis=-1))
+    np.testing.assert_allclose(metrics["losses/entropy"], entropy, rtol=1e-5)
+    np.testing.assert_allclose(metrics["losses/approx_kl"], 0.0, atol=1e-6)  # ratio 1
+    # after the first of two rollouts half the budget remains: the clip range is halved
+    np.testing.assert_allclose(metrics["charts/clip_range"], 0.1, rtol=1e-6)
+
+
+def test_gradients_are_clipped_to_max_grad_norm():
+    def params_after(max_grad_norm):
+        cfg = _tiny_config(10_000, anneal_lr=False, max_grad_norm=max_grad_norm)
+        learner = make_learner(cfg, ActorCritic(cfg.network, 2, share_torso=False))
+        state = learner.init(jax.random.PRNGKey(0), np.zeros((1, 4), np.float32))
+        state, _ = learner.update(state, _rollout(learner, state, rewards=50.0))
+        return jax.tree.leaves(state.params)
+
+    unclipped, never, clipped = params_after(0.0), params_after(1e9), params_after(0.5)
+    for a, b in zip(unclipped, never, strict=True):  # a norm no gradient reaches: no change
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(unclipped, clipped, strict=True))
 
 
 def test_repeated_updates_lower_the_value_loss():

@@ -72,6 +72,7 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         "targets_only",
     ),
     "dreamer/agents/efficientzero/augment.py": ("tests/test_augment.py",),
+    "dreamer/core/shift.py": ("tests/test_augment.py", "tests/test_dqn.py"),
     "dreamer/agents/efficientzero/dreaming.py": ("tests/test_dreaming.py",),
     "dreamer/loops/fused_scan.py": ("tests/test_fused.py",),
     "dreamer/loops/host.py": ("tests/test_host_seeds.py", "tests/test_loops.py"),
@@ -109,6 +110,7 @@ TWO_DASHES = (
     "values to unpack: both ValueError, the same ConfigError)"
 )
 ONE_EQUALS = "an option value with '=' in it (a seed list, an algorithm name) is never valid"
+NUMPY_FLOAT64 = "numpy's default dtype is float64, the dtype it replaced: the same array"
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("dreamer/core/seeds.py", 'first, last = part.split("-", )'): TWO_DASHES,
     ("dreamer/core/seeds.py", 'first, last = part.rsplit("-", 1)'): TWO_DASHES,
@@ -189,6 +191,19 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "for name, sub in zip(names, jax.random.split(key, max(len(names), 2)), strict=False):",
     ): "splitting into more keys than augmentations changes which draw each gets, not its "
     "distribution (the zip stops at the names)",
+    (
+        "dreamer/agents/baselines/dqn/replay.py",
+        "self.priority = np.zeros(shape, dtype=None)",
+    ): NUMPY_FLOAT64,
+    (
+        "dreamer/agents/baselines/dqn/replay.py",
+        "self.max_priority = np.ones((), dtype=None)",
+    ): NUMPY_FLOAT64,
+    (
+        "dreamer/agents/baselines/dqn/replay.py",
+        "key = jax.random.PRNGKey(int(rng.integers(3**31 - 1)))",
+    ): "a seed drawn from a wider range gives other draws from the same distribution (JAX "
+    "takes any 64-bit seed)",
 }
 """(module, mutated line as mutmut writes it, stripped) -> why the mutant cannot be killed."""
 

@@ -102,23 +102,6 @@ def stack_to_channels(obs: chex.Array) -> chex.Array:
     return obs.astype(jnp.float32) / 255.0
 
 
-def random_shift(key: chex.PRNGKey, obs: chex.Array, pad: int) -> chex.Array:
-    """DrQ augmentation: shift each image stack ``[B, S, H, W, C]`` by up to ``pad`` pixels.
-
-    The borders are padded by repeating the edge pixels; one shift per example, shared by the
-    frames of its stack.
-    """
-    chex.assert_rank(obs, 5)
-    b, s, h, w, c = obs.shape
-    padded = jnp.pad(obs, ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    offsets = jax.random.randint(key, (b, 2), 0, 2 * pad + 1)
-
-    def crop(image: chex.Array, offset: chex.Array) -> chex.Array:
-        return jax.lax.dynamic_slice(image, (0, offset[0], offset[1], 0), (s, h, w, c))
-
-    return jax.vmap(crop)(padded, offsets)
-
-
 class Torso(nn.Module):
     """MLP over flattened vectors or the Nature CNN over image stacks -> ``[B, F]``."""
 

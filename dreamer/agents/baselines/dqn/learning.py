@@ -20,7 +20,7 @@ import optax
 
 from dreamer.agents.baselines.dqn.config import DQNParams
 from dreamer.agents.baselines.dqn.networks import QNetwork
-from dreamer.agents.baselines.networks import random_shift
+from dreamer.core.shift import random_shift
 
 
 @flax.struct.dataclass
