@@ -24,8 +24,10 @@ from dreamer.agents.baselines.dqn.learning import (
 )
 from dreamer.agents.baselines.dqn.networks import QNetwork, dueling_aggregate
 from dreamer.agents.baselines.dqn.replay import Replay, n_step_return
+from dreamer.agents.baselines.vector import discrete_actions, final_observations
 from dreamer.core.config import EnvConfig, RunConfig
 from dreamer.core.configtree import ConfigError
+from dreamer.core.errors import ObservationSpaceError
 from dreamer.core.shift import random_shift
 from dreamer.loops import dqn
 from dreamer.shell.checkpoint import Checkpointer
@@ -286,6 +288,22 @@ def test_exploration_draws_every_action_uniformly():
     )
     greedy, _ = learner.act(state.params, obs, jax.random.PRNGKey(1), 0.0)
     assert len(set(np.asarray(greedy).tolist())) == 1  # the same obs: the same greedy action
+
+
+def test_final_observations_replace_only_the_ended_envs_next_obs():
+    next_obs = np.arange(6.0).reshape(3, 2)  # the ended env's row is already its reset obs
+    final = np.empty(3, object)
+    final[1] = np.array([-1.0, -2.0])
+    out = final_observations(next_obs, {"final_obs": final}, np.array([False, True, False]))
+    np.testing.assert_array_equal(out, [[0.0, 1.0], [-1.0, -2.0], [4.0, 5.0]])
+    np.testing.assert_array_equal(next_obs, np.arange(6.0).reshape(3, 2))  # left alone
+
+
+def test_a_continuous_action_space_is_refused_by_name():
+    box = gymnasium.spaces.Box(-1.0, 1.0, (2,))
+    with pytest.raises(ObservationSpaceError, match=r"Discrete action space.*Box"):
+        build(_tiny_config(100), gymnasium.spaces.Box(-1, 1, (4,)), box)
+    assert discrete_actions(gymnasium.spaces.Discrete(5)) == 5
 
 
 def test_bad_values_raise_config_error_with_the_fix():
