@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dreamer.agents.baselines.config import NetworkConfig
+from dreamer.agents.baselines.ppo.builder import build, initial_state
 from dreamer.agents.baselines.ppo.config import PPOConfig, PPOParams
 from dreamer.agents.baselines.ppo.learning import (
     Rollout,
@@ -22,6 +25,7 @@ from dreamer.agents.baselines.ppo.networks import ActorCritic
 from dreamer.core.config import EnvConfig, RunConfig
 from dreamer.core.configtree import ConfigError
 from dreamer.loops import ppo
+from dreamer.shell.evaluation import make_vector_env
 from dreamer.shell.runbook import crossed
 from dreamer.shell.runlog import read_metrics
 
@@ -193,6 +197,47 @@ def test_train_writes_run_folder_and_resumes(tmp_path):
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [64, 128, 192, 256, 320, 384]
     assert len(ppo.evaluate(_tiny_config(384), tmp_path, episodes=2)) == 2
+
+
+class _Book:
+    """The two calls ``_collect`` makes of the run book (a test double)."""
+
+    def check_env_output(self, obs, reward, env_steps):
+        pass
+
+    def step_rewards(self, reward, done):
+        pass
+
+
+def test_a_rollout_bootstraps_cut_episodes_from_their_final_observation():
+    """Corridor of 8 cells cut after 3 steps (the end is 7 steps away): every episode is
+    truncated, and the cut step's reward is gamma V(final obs), the cell it moved to."""
+    cfg = dataclasses.replace(
+        _tiny_config(1_000, num_steps=12, minibatch_size=24),
+        env=EnvConfig(id="envs.examples:make_corridor", num_envs=2, options={"max_steps": 3}),
+    )
+    venv = make_vector_env(cfg.env, num_envs=2, seed=0, mode="train")
+    space = venv.single_observation_space
+    learner = build(cfg, space, venv.single_action_space)
+    state, key = initial_state(learner, space, 0)
+    buffers = {
+        "obs": np.zeros((12, 2, 8), np.float32),
+        "action": np.zeros((12, 2), np.int32),
+        "logp": np.zeros((12, 2), np.float32),
+        "value": np.zeros((12, 2), np.float32),
+        "reward": np.zeros((12, 2), np.float32),
+        "done": np.zeros((12, 2), np.float32),
+    }
+    obs, _ = venv.reset(seed=0)
+    ppo._collect(cfg, venv, learner, state.params, obs, key, buffers, _Book(), 0)
+    venv.close()
+    done = buffers["done"].astype(bool)
+    np.testing.assert_array_equal(done, np.tile([False, False, True], 4)[:, None].repeat(2, 1))
+    cell = buffers["obs"].argmax(-1) + np.where(buffers["action"] == 1, 1, -1)
+    final = np.eye(8, dtype=np.float32)[np.clip(cell, 0, 7)][done]
+    expected = cfg.ppo.gamma * np.asarray(learner.value(state.params, final))
+    np.testing.assert_allclose(buffers["reward"][done], expected, rtol=1e-6)
+    np.testing.assert_array_equal(buffers["reward"][~done], 0.0)
 
 
 def test_presets_build_and_reach_and_stay():
