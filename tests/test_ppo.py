@@ -210,34 +210,40 @@ class _Book:
 
 
 def test_a_rollout_bootstraps_cut_episodes_from_their_final_observation():
-    """Corridor of 8 cells cut after 3 steps (the end is 7 steps away): every episode is
-    truncated, and the cut step's reward is gamma V(final obs), the cell it moved to."""
+    """Corridor of 3 cells cut after 4 steps: an episode that reaches the end earns 1, one
+    that is cut earns gamma V(final obs) at its cut step (the cell it moved to), the rest 0."""
     cfg = dataclasses.replace(
-        _tiny_config(1_000, num_steps=12, minibatch_size=24),
-        env=EnvConfig(id="envs.examples:make_corridor", num_envs=2, options={"max_steps": 3}),
+        _tiny_config(1_000, num_steps=16, minibatch_size=32),
+        env=EnvConfig(
+            id="envs.examples:make_corridor", num_envs=2, options={"length": 3, "max_steps": 4}
+        ),
     )
     venv = make_vector_env(cfg.env, num_envs=2, seed=0, mode="train")
     space = venv.single_observation_space
     learner = build(cfg, space, venv.single_action_space)
     state, key = initial_state(learner, space, 0)
     buffers = {
-        "obs": np.zeros((12, 2, 8), np.float32),
-        "action": np.zeros((12, 2), np.int32),
-        "logp": np.zeros((12, 2), np.float32),
-        "value": np.zeros((12, 2), np.float32),
-        "reward": np.zeros((12, 2), np.float32),
-        "done": np.zeros((12, 2), np.float32),
+        "obs": np.zeros((16, 2, 3), np.float32),
+        "action": np.zeros((16, 2), np.int32),
+        "logp": np.zeros((16, 2), np.float32),
+        "value": np.zeros((16, 2), np.float32),
+        "reward": np.zeros((16, 2), np.float32),
+        "done": np.zeros((16, 2), np.float32),
     }
     obs, _ = venv.reset(seed=0)
     ppo._collect(cfg, venv, learner, state.params, obs, key, buffers, _Book(), 0)
     venv.close()
+    cell = np.clip(buffers["obs"].argmax(-1) + np.where(buffers["action"] == 1, 1, -1), 0, 2)
+    terminated = cell == 2
     done = buffers["done"].astype(bool)
-    np.testing.assert_array_equal(done, np.tile([False, False, True], 4)[:, None].repeat(2, 1))
-    cell = buffers["obs"].argmax(-1) + np.where(buffers["action"] == 1, 1, -1)
-    final = np.eye(8, dtype=np.float32)[np.clip(cell, 0, 7)][done]
+    cut = done & ~terminated
+    assert terminated.any() and (cut.sum(1) == 1).any()  # ends of both kinds, out of step
+    final = np.eye(3, dtype=np.float32)[cell[cut]]
     expected = cfg.ppo.gamma * np.asarray(learner.value(state.params, final))
-    np.testing.assert_allclose(buffers["reward"][done], expected, rtol=1e-6)
+    np.testing.assert_allclose(buffers["reward"][cut], expected, rtol=1e-6)
+    np.testing.assert_array_equal(buffers["reward"][terminated], 1.0)
     np.testing.assert_array_equal(buffers["reward"][~done], 0.0)
+    assert (done[terminated]).all()
 
 
 def test_presets_build_and_reach_and_stay():
