@@ -9,9 +9,10 @@ import pytest
 
 from dreamer.agents.efficientzero.config import apply_overrides
 from dreamer.loops import efficientzero as agent_module
-from dreamer.loops import groups
+from dreamer.loops import groups, host
 from dreamer.loops.efficientzero import Agent
 from dreamer.shell.checkpoint import Checkpointer
+from dreamer.shell.runbook import RunBook
 from dreamer.shell.runlog import read_metrics
 from experiments.efficientzero import debug
 
@@ -25,6 +26,7 @@ SMALL = [
     "run.keep_checkpoints=3",
     "run.log_every=20",
     "run.final_eval_episodes=2",
+    "run.eval_max_steps=50",  # the corridor cuts at 32: a cap that changes nothing
     "loop.warmup_steps=40",
     "loop.replay_ratio=0.25",
     "optim.target_update_every=8",
@@ -51,16 +53,26 @@ def losses(run_dir):
 
 @pytest.fixture(scope="module")
 def group(tmp_path_factory):
-    """Seeds 3 and 4 trained together, and seed 4 alone."""
+    """Seeds 3 and 4 trained together, and seed 4 alone; the (env step, max_steps) of every
+    evaluation they ran."""
     base = tmp_path_factory.mktemp("host_seeds")
     cfg = apply_overrides(debug(), SMALL)
-    summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
-    alone = agent_module.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
-    return cfg, base, summaries, alone
+    evaluations = []
+    evaluate = RunBook.evaluate
+
+    def recording(book, act, env_steps, episodes, *, max_steps=0):
+        evaluations.append((env_steps, max_steps))
+        return evaluate(book, act, env_steps, episodes, max_steps=max_steps)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunBook, "evaluate", recording)
+        summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
+        alone = agent_module.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
+    return cfg, base, summaries, alone, evaluations
 
 
 def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
-    cfg, base, summaries, alone = group
+    cfg, base, summaries, alone, _ = group
     assert [s["seed"] for s in summaries] == [3, 4]
     assert summaries[1]["seeds_in_process"] == 2 and "seeds_in_process" not in alone
     record = json.loads((base / "g" / groups.GROUP_FILE).read_text())
@@ -81,7 +93,7 @@ def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
 
 
 def test_an_interrupted_group_resumes_from_its_checkpoints(group, tmp_path):
-    cfg, base, summaries, _ = group
+    cfg, base, summaries, _, _ = group
     copy = tmp_path / "g"
     shutil.copytree(base / "g", copy)
     for seed in (3, 4):  # as if the process died after the checkpoint at 60 steps
@@ -98,3 +110,24 @@ def test_an_interrupted_group_resumes_from_its_checkpoints(group, tmp_path):
             final_learner(cfg, copy / f"seed{seed}").params,
             final_learner(cfg, base / f"g/seed{seed}").params,
         )
+
+
+def test_evaluations_in_training_are_capped_and_the_final_one_is_not(group):
+    *_, evaluations = group
+    # seeds 3 and 4 together, then seed 4 alone: at 60 steps capped, at the end whole
+    assert evaluations == [(60, 50), (60, 50), (120, 0), (120, 0), (60, 50), (120, 0)]
+
+
+def test_an_interrupted_run_resumes_through_train_and_evaluates(group, tmp_path):
+    cfg, base, _, alone, _ = group
+    run = tmp_path / "alone"
+    shutil.copytree(base / "alone", run)
+    (run / "summary.json").unlink()  # as if the process died after the checkpoint at 60
+    shutil.rmtree(run / "checkpoints" / "120")
+    own = apply_overrides(cfg, ["run.seed=4"]).sized_to_budget()  # its config.json
+    summary = agent_module.train(own, run, resume=True)
+    assert summary["env_steps"] == 120 and summary["updates"] == alone["updates"]
+    assert summary["final_eval_returns"] == pytest.approx(alone["final_eval_returns"])
+    returns = host.evaluate(own, run, episodes=2)
+    assert len(returns) == 2 and returns == host.evaluate(own, run, episodes=2)
+    assert set(returns) <= {0.0, 1.0}  # the corridor pays 1 at its end, else nothing

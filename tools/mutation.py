@@ -110,6 +110,7 @@ TWO_DASHES = (
     "values to unpack: both ValueError, the same ConfigError)"
 )
 ONE_EQUALS = "an option value with '=' in it (a seed list, an algorithm name) is never valid"
+FLUSH = "flushing a progress line changes when a pipe shows it, not what the run computes"
 NUMPY_FLOAT64 = "numpy's default dtype is float64, the dtype it replaced: the same array"
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("dreamer/core/seeds.py", 'first, last = part.split("-", )'): TWO_DASHES,
@@ -204,6 +205,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "key = jax.random.PRNGKey(int(rng.integers(3**31 - 1)))",
     ): "a seed drawn from a wider range gives other draws from the same distribution (JAX "
     "takes any 64-bit seed)",
+    ("dreamer/loops/host.py", "print(line, )"): FLUSH,
+    ("dreamer/loops/host.py", "print(warning, )"): FLUSH,
+    (
+        "dreamer/loops/host.py",
+        "self.add = jax.jit(jax.vmap(learner.add_step), donate_argnums=None)",
+    ): "donating the replay lets XLA update its buffers in place; without it the same values "
+    "land in new buffers",
 }
 """(module, mutated line as mutmut writes it, stripped) -> why the mutant cannot be killed."""
 

@@ -226,22 +226,18 @@ class HostLoop:
             count = float(sums.pop("updates"))
             skipped = count - float(sums.pop("finite_updates"))
             if skipped > count / 2:
-                latest = book.checkpointer.latest_step()
-                kept = (
-                    f"the checkpoint at env step {latest} is kept" if latest else "none was saved"
-                )
                 raise NonFiniteLossError(
                     f"{ALGO} seed {book.cfg.run.seed}: loss or gradient became NaN/inf in "
                     f"{skipped:.0f} of the {count:.0f} updates before env step {self.env_steps} "
-                    f"(they were not applied); {kept}. Lower the learning rate (or set a "
-                    "gradient clip) and start again."
+                    f"(they were not applied); {book.kept_checkpoint()}. Lower the learning "
+                    "rate (or set a gradient clip) and start again."
                 )
             if skipped and not self.warned_skipped:
-                print(
+                warning = (
                     f"warning: seed {book.cfg.run.seed}: {skipped:.0f} non-finite update(s) "
-                    f"skipped before env step {self.env_steps}; see charts/skipped_updates",
-                    flush=True,
+                    f"skipped before env step {self.env_steps}; see charts/skipped_updates"
                 )
+                print(warning, flush=True)
                 self.warned_skipped = True
             means = {k: float(v) / max(count - skipped, 1.0) for k, v in sums.items()}
             rows.append({**means, "charts/skipped_updates": skipped})
@@ -277,11 +273,11 @@ class HostLoop:
         self.timing["eval"] += time.perf_counter() - tick
         if every[0]:  # run.final_eval_episodes=0: none
             means = ", ".join(f"{np.mean(r):.1f}" for r in every)
-            print(
+            line = (
                 f"[{self.env_steps:>7d} steps {self.updates:>6d} updates "
-                f"{self.books[0].wall_seconds():6.0f}s] eval return {means}",
-                flush=True,
+                f"{self.books[0].wall_seconds():6.0f}s] eval return {means}"
             )
+            print(line, flush=True)
         return every
 
     def checkpoint_items(self) -> dict[str, Any]:

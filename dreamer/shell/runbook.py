@@ -267,8 +267,8 @@ class RunBook:
         if not finite:
             raise NonFiniteLossError(
                 f"{self.algo}: loss or gradient became NaN/inf before env step {env_steps}; "
-                f"{self._kept()}. Lower the learning rate (or set a gradient clip) and start "
-                "again."
+                f"{self.kept_checkpoint()}. Lower the learning rate (or set a gradient clip) "
+                "and start again."
             )
 
     def check_env_output(self, obs: np.ndarray, reward: np.ndarray, env_steps: int) -> None:
@@ -279,13 +279,14 @@ class RunBook:
         if problem is not None:
             raise EnvOutputError(
                 f"environment {self.cfg.env.id} returned {problem} at env step {env_steps}; "
-                f"the run stopped and {self._kept()}. Fix the environment (or wrap it to "
+                f"the run stopped and {self.kept_checkpoint()}. Fix the environment (or wrap it to "
                 f"replace non-finite values), then continue with `{resume_command(self.run_dir)}`."
             )
         if self._reward_check is not None:
             self._reward_check(reward, env_steps)
 
-    def _kept(self) -> str:
+    def kept_checkpoint(self) -> str:
+        """What an error says survives the run: its newest checkpoint, or that none was saved."""
         latest = self.checkpointer.latest_step()
         return (
             "no checkpoint was saved yet"
