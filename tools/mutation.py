@@ -205,6 +205,23 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "key = jax.random.PRNGKey(int(rng.integers(3**31 - 1)))",
     ): "a seed drawn from a wider range gives other draws from the same distribution (JAX "
     "takes any 64-bit seed)",
+    (
+        "dreamer/core/shift.py",
+        'padded = jnp.pad(frames, ((0, 0), (0, 1), (pad, pad), (pad, pad), (0, 0)), mode="edge")',
+    ): "padding after the last frame: the crop takes the t frames from 0 and drops it",
+    (
+        "dreamer/core/shift.py",
+        'padded = jnp.pad(frames, ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 1)), mode="edge")',
+    ): "padding after the last channel: the crop takes the c channels from 0 and drops it",
+    (
+        "dreamer/core/shift.py",
+        "return jax.lax.dynamic_slice(window, (0, offset[0], offset[2], 0), (t, hh, ww, c))",
+    ): "JAX clamps an index past the end: offset[2] of a 2-vector reads offset[1]",
+    (
+        "dreamer/core/shift.py",
+        "return jax.lax.dynamic_slice(window, (0, offset[0], offset[1], 1), (t, hh, ww, c))",
+    ): "dynamic_slice clamps a start so that the slice fits: channel 1 of a c-channel crop "
+    "of c channels starts at 0",
     ("dreamer/loops/host.py", "print(line, )"): FLUSH,
     ("dreamer/loops/host.py", "print(warning, )"): FLUSH,
     (
