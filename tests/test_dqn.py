@@ -24,6 +24,7 @@ from dreamer.agents.baselines.dqn.learning import (
 )
 from dreamer.agents.baselines.dqn.networks import QNetwork, dueling_aggregate
 from dreamer.agents.baselines.dqn.replay import Replay, n_step_return
+from dreamer.agents.baselines.networks import initializers, stack_to_channels, torso_kind
 from dreamer.agents.baselines.vector import discrete_actions, final_observations
 from dreamer.core.config import EnvConfig, RunConfig
 from dreamer.core.configtree import ConfigError
@@ -304,6 +305,39 @@ def test_a_continuous_action_space_is_refused_by_name():
     with pytest.raises(ObservationSpaceError, match=r"Discrete action space.*Box"):
         build(_tiny_config(100), gymnasium.spaces.Box(-1, 1, (4,)), box)
     assert discrete_actions(gymnasium.spaces.Discrete(5)) == 5
+
+
+def test_torso_kind_follows_the_observation_rank_unless_named():
+    auto = NetworkConfig()
+    assert torso_kind(auto, (4,)) == "mlp"
+    assert torso_kind(auto, (84, 84, 3)) == torso_kind(auto, (4, 84, 84, 1)) == "conv"
+    assert torso_kind(NetworkConfig(kind="mlp"), (84, 84, 3)) == "mlp"
+    assert torso_kind(NetworkConfig(kind="conv"), (4, 84, 84, 1)) == "conv"
+    with pytest.raises(ObservationSpaceError, match="network.kind=conv needs image"):
+        torso_kind(NetworkConfig(kind="conv"), (4,))
+
+
+def test_stack_to_channels_puts_frame_s_channel_c_at_s_times_c_plus_c():
+    obs = np.random.default_rng(0).integers(0, 256, (2, 3, 5, 6, 2)).astype(np.uint8)
+    out = np.asarray(stack_to_channels(jnp.asarray(obs)))
+    assert out.shape == (2, 5, 6, 3 * 2) and out.dtype == np.float32
+    for s, c in np.ndindex(3, 2):
+        np.testing.assert_allclose(out[..., 2 * s + c], obs[:, s, :, :, c] / 255.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["orthogonal", "torch"])
+def test_layer_initialisers(scheme):
+    kernel_init, bias_init = initializers(scheme, fan_in=256, scale=2.0)
+    kernel = np.asarray(kernel_init(jax.random.PRNGKey(0), (256, 64)))
+    bias = np.asarray(bias_init(jax.random.PRNGKey(1), (4096,)))
+    if scheme == "orthogonal":  # orthonormal columns times the gain; zero biases
+        np.testing.assert_allclose(kernel.T @ kernel, 4.0 * np.eye(64), atol=1e-4)
+        assert not bias.any()
+    else:  # PyTorch's default: kernel and bias uniform in +- 1 / sqrt(fan_in)
+        bound = 1.0 / 16.0
+        for x in (kernel, bias):
+            assert np.abs(x).max() <= bound and np.abs(x).max() > 0.99 * bound
+            assert x.std() == pytest.approx(bound / np.sqrt(3.0), rel=0.03)
 
 
 def test_bad_values_raise_config_error_with_the_fix():
