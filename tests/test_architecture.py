@@ -170,6 +170,8 @@ def test_a_mutation_queue_skips_only_modules_scored_on_unchanged_sources(tmp_pat
     assert scored_already(tmp_path, module, "20", 0) == (not edited)
     report(sample="20", seed=0, commit=head, tests=tests, generated=0)  # mutmut made none
     assert not scored_already(tmp_path, module, "20", 0)
+    report(sample="20", seed=0, commit=head, tests=tests, **{"not run": 20})  # none ran
+    assert not scored_already(tmp_path, module, "20", 0)
     report(sample="20", seed=0, commit=head, tests=["tests/test_fewer.py"])  # other tests then
     assert not scored_already(tmp_path, module, "20", 0)
     report(sample="20", seed=0, commit=head)  # a row that does not name its tests
