@@ -26,7 +26,7 @@ from dreamer.core.config import EnvConfig, RunConfig
 from dreamer.core.configtree import ConfigError
 from dreamer.loops import ppo
 from dreamer.shell.evaluation import make_vector_env
-from dreamer.shell.runbook import crossed
+from dreamer.shell.runbook import RunBook, crossed
 from dreamer.shell.runlog import read_metrics
 
 
@@ -183,8 +183,17 @@ def test_bad_minibatch_size_names_a_divisor():
         PPOParams(gae_lambda=1.5)
 
 
-def test_train_writes_run_folder_and_resumes(tmp_path):
+def test_train_writes_run_folder_and_resumes(tmp_path, monkeypatch):
+    asked = []  # the env step each stop check would checkpoint at
+    check = RunBook.stop_if_requested
+
+    def recording(book, env_steps, save):
+        asked.append(env_steps)
+        return check(book, env_steps, save)
+
+    monkeypatch.setattr(RunBook, "stop_if_requested", recording)
     summary = ppo.train(_tiny_config(256), tmp_path)
+    assert asked == [0, 64, 128, 192]  # before each rollout of 16 steps x 4 envs
     assert summary["env_steps"] == 256 and summary["updates"] == 4 * 2 * 2
     assert [s for s, _ in summary["eval_curve"]] == [128, 256]
     rows = read_metrics(tmp_path / "metrics.csv")

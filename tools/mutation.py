@@ -230,6 +230,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "dreamer/loops/ppo.py",
         'venv = make_vector_env(cfg.env, num_envs=1, seed=None, mode="eval")',
     ): "that env is built only to read its spaces and closed unstepped: its seed is never used",
+    (
+        "dreamer/loops/ppo.py",
+        '"obs": np.zeros(shape + space.shape, None),',
+    ): "a float64 buffer holds the same values (uint8 and float32 observations convert exactly) "
+    "and the jitted update casts them back to float32: only the buffer's memory grows",
     ("dreamer/loops/host.py", "print(line, )"): FLUSH,
     ("dreamer/loops/host.py", "print(warning, )"): FLUSH,
     (
