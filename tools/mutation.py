@@ -237,6 +237,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     "and the jitted update casts them back to float32: only the buffer's memory grows",
     ("dreamer/loops/host.py", "print(line, )"): FLUSH,
     ("dreamer/loops/host.py", "print(warning, )"): FLUSH,
+    ("dreamer/loops/host.py", "print(line, flush=None)"): FLUSH,
+    ("dreamer/loops/host.py", "print(warning, flush=None)"): FLUSH,
+    (
+        "dreamer/loops/host.py",
+        "self.add = jax.jit(jax.vmap(learner.add_step), )",
+    ): "donating the replay lets XLA update its buffers in place; without it the same values "
+    "land in new buffers",
     (
         "dreamer/loops/host.py",
         "self.add = jax.jit(jax.vmap(learner.add_step), donate_argnums=None)",
