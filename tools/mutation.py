@@ -110,6 +110,10 @@ TWO_DASHES = (
     "values to unpack: both ValueError, the same ConfigError)"
 )
 ONE_EQUALS = "an option value with '=' in it (a seed list, an algorithm name) is never valid"
+DONATION = (
+    "donating the replay lets XLA update its buffers in place; without it the same values land "
+    "in new buffers"
+)
 FLUSH = "flushing a progress line changes when a pipe shows it, not what the run computes"
 NUMPY_FLOAT64 = "numpy's default dtype is float64, the dtype it replaced: the same array"
 EQUIVALENT: dict[tuple[str, str], str] = {
@@ -242,13 +246,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     (
         "dreamer/loops/host.py",
         "self.add = jax.jit(jax.vmap(learner.add_step), )",
-    ): "donating the replay lets XLA update its buffers in place; without it the same values "
-    "land in new buffers",
+    ): DONATION,
     (
         "dreamer/loops/host.py",
         "self.add = jax.jit(jax.vmap(learner.add_step), donate_argnums=None)",
-    ): "donating the replay lets XLA update its buffers in place; without it the same values "
-    "land in new buffers",
+    ): DONATION,
 }
 """(module, mutated line as mutmut writes it, stripped) -> why the mutant cannot be killed."""
 
