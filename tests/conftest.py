@@ -40,3 +40,22 @@ def user_project(tmp_path):
     (package / "__init__.py").write_text("")
     (package / "my_envs.py").write_text(walkthrough()[0])
     return tmp_path
+
+
+@pytest.fixture
+def evaluation_seeds(monkeypatch):
+    """The env seed of every greedy evaluation, training's (through the run book) and a
+    loop's ``evaluate`` of a checkpoint, in call order (the evaluations still run)."""
+    import dreamer.loops.dqn
+    import dreamer.loops.ppo
+    import dreamer.shell.runbook
+
+    seeds = []
+    for module in (dreamer.shell.runbook, dreamer.loops.dqn, dreamer.loops.ppo):
+
+        def recording(*args, _evaluate=module.evaluate_policy, **kwargs):
+            seeds.append(kwargs["seed"])
+            return _evaluate(*args, **kwargs)
+
+        monkeypatch.setattr(module, "evaluate_policy", recording)
+    return seeds

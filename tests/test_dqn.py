@@ -380,6 +380,7 @@ def _tiny_config(env_steps: int) -> DQNConfig:
             target_update_interval=50,
             train_freq=4,
             epsilon_decay_steps=200,
+            eval_epsilon=0.5,  # evaluations whose returns depend on the actor's key
         ),
     )
 
@@ -396,7 +397,7 @@ def _final_learner(cfg: DQNConfig, run_dir):
     return arrays["learner"]
 
 
-def test_train_writes_run_folder_and_resumes(tmp_path):
+def test_train_writes_run_folder_and_resumes(tmp_path, evaluation_seeds):
     summary = dqn.train(_tiny_config(400), tmp_path)
     # 2 envs, learning from step 100, an update at every multiple of 4 above it: 104 .. 400
     assert summary["env_steps"] == 400 and summary["updates"] == 75
@@ -422,5 +423,7 @@ def test_train_writes_run_folder_and_resumes(tmp_path):
     assert [s for s, _ in resumed["eval_curve"]] == [200, 400, 600]
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400, 500, 600]
+    # evaluating the checkpoint replays training's final evaluation: same episodes, same acts
     returns = dqn.evaluate(_tiny_config(600), tmp_path, episodes=2)
-    assert len(returns) == 2
+    assert evaluation_seeds[-1] == evaluation_seeds[-2] == 1_000_000 + 600
+    assert returns == resumed["final_eval_returns"]

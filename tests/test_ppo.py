@@ -183,7 +183,7 @@ def test_bad_minibatch_size_names_a_divisor():
         PPOParams(gae_lambda=1.5)
 
 
-def test_train_writes_run_folder_and_resumes(tmp_path, monkeypatch):
+def test_train_writes_run_folder_and_resumes(tmp_path, monkeypatch, evaluation_seeds):
     asked = []  # the env step each stop check would checkpoint at
     check = RunBook.stop_if_requested
 
@@ -205,7 +205,10 @@ def test_train_writes_run_folder_and_resumes(tmp_path, monkeypatch):
     assert [s for s, _ in resumed["eval_curve"]] == [128, 256, 384]
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [64, 128, 192, 256, 320, 384]
-    assert len(ppo.evaluate(_tiny_config(384), tmp_path, episodes=2)) == 2
+    # evaluating the checkpoint replays training's final evaluation: the same episodes
+    returns = ppo.evaluate(_tiny_config(384), tmp_path, episodes=2)
+    assert evaluation_seeds[-1] == evaluation_seeds[-2] == 1_000_000 + 384
+    assert returns == resumed["final_eval_returns"]
 
 
 class _Book:

@@ -30,7 +30,7 @@ from dreamer.agents.baselines.dqn.replay import Replay
 from dreamer.agents.baselines.vector import final_observations
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.evaluation import Video, evaluate_policy, make_vector_env
-from dreamer.shell.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.shell.runbook import RunBook, crossed, evaluation_seed
 from dreamer.shell.runlog import LEARNING_RATE
 
 __all__ = ["DQNConfig", "evaluate", "train"]
@@ -190,6 +190,7 @@ def evaluate(
     finally:
         checkpointer.close()
     params = arrays["learner"].params
-    actor = greedy_actor(parts.learner, params, cfg.dqn.eval_epsilon, cfg.run.seed)
-    seed = cfg.run.seed + 2 * EVAL_SEED_OFFSET + int(meta["env_steps"])
+    steps = int(meta["env_steps"])  # the episodes and actions of training's evaluation here
+    actor = greedy_actor(parts.learner, params, cfg.dqn.eval_epsilon, cfg.run.seed + steps)
+    seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)

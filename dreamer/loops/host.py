@@ -39,7 +39,7 @@ from dreamer.agents.efficientzero.search import temperature_at
 from dreamer.core.errors import NonFiniteLossError
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.evaluation import Video, evaluate_policy, make_vector_env
-from dreamer.shell.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.shell.runbook import RunBook, crossed, evaluation_seed
 from dreamer.shell.signals import RunStopped
 
 __all__ = ["HostLoop", "RunAxis", "evaluate", "open_book", "probe_spaces", "train", "train_seeds"]
@@ -419,5 +419,5 @@ def evaluate(
     ckpt.close()
     steps = int(meta["env_steps"])
     policy = greedy_policy(agent.act, arrays["learner"].variables, jax.random.PRNGKey(steps))
-    seed = cfg.run.seed + EVAL_SEED_OFFSET + steps
+    seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)

@@ -21,7 +21,7 @@ from dreamer.agents.baselines.ppo.learning import Learner, LearnerState, Rollout
 from dreamer.agents.baselines.vector import final_observations
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.evaluation import Video, evaluate_policy, make_vector_env
-from dreamer.shell.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.shell.runbook import RunBook, crossed, evaluation_seed
 
 __all__ = ["PPOConfig", "evaluate", "train"]
 
@@ -174,6 +174,6 @@ def evaluate(
     finally:
         checkpointer.close()
     state: LearnerState = arrays["learner"]
-    seed = cfg.run.seed + 2 * EVAL_SEED_OFFSET + int(meta["env_steps"])
+    seed = evaluation_seed(cfg.run.seed, int(meta["env_steps"]))
     actor = greedy_actor(learner, state.params)
     return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)

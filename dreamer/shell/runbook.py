@@ -45,6 +45,12 @@ EVAL_SEED_OFFSET = 1_000_000
 """Evaluation envs are seeded with ``run.seed + EVAL_SEED_OFFSET + env_steps``."""
 
 
+def evaluation_seed(seed: int, env_steps: int) -> int:
+    """The seed of the evaluation envs of run seed ``seed`` at ``env_steps``: a checkpoint's
+    ``dreamer evaluate`` plays the episodes of the evaluation training made at its step."""
+    return seed + EVAL_SEED_OFFSET + env_steps
+
+
 def metric_name(key: str) -> str:
     """The metrics.csv / TensorBoard name of an algorithm's metric ``key``.
 
@@ -171,7 +177,7 @@ class RunBook:
             self.cfg.env,
             act,
             episodes=episodes,
-            seed=self.cfg.run.seed + EVAL_SEED_OFFSET + env_steps,
+            seed=evaluation_seed(self.cfg.run.seed, env_steps),
             max_steps=max_steps,
         )
         self.add_eval(env_steps, returns)
