@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +17,7 @@ import envs
 from dreamer.agents.efficientzero.config import apply_overrides
 from dreamer.loops import efficientzero as agent_module
 from dreamer.loops import fused as fused_loop
+from dreamer.loops.fused_scan import make_fused
 from dreamer.shell.checkpoint import Checkpointer
 from dreamer.shell.runlog import read_metrics
 from experiments.efficientzero import debug
@@ -63,12 +65,14 @@ def test_jax_corridor_matches_the_gymnasium_corridor():
 
 def test_a_fused_run_gives_the_host_loops_data_and_updates(tmp_path):
     """Same seed and schedule on the deterministic corridor: the fused loop (one jit, one
-    seed vmapped) stores the same transitions and makes the same updates as the host loop."""
-    host_cfg, jax_cfg = config(HOST_ENV), config(JAX_ENV)
+    seed vmapped) stores the same transitions and makes the same updates as the host loop,
+    the updates after the last env step (``loop.extra_updates``) included."""
+    extra = "loop.extra_updates=4"
+    host_cfg, jax_cfg = config(HOST_ENV, extra), config(JAX_ENV, extra)
     assert not agent_module.is_jax_native(host_cfg) and agent_module.is_jax_native(jax_cfg)
     a = agent_module.train(host_cfg, tmp_path / "host")
     b = agent_module.train(jax_cfg, tmp_path / "fused")
-    assert b["loop"] == "fused" and a["updates"] == b["updates"] == 40
+    assert b["loop"] == "fused" and a["updates"] == b["updates"] == 40 + 4
     rows_a, rows_b = (
         read_metrics(tmp_path / "host/metrics.csv"),
         read_metrics(tmp_path / "fused/metrics.csv"),
@@ -82,11 +86,51 @@ def test_a_fused_run_gives_the_host_loops_data_and_updates(tmp_path):
         )
     learner_a, _ = restore_learner(host_cfg, tmp_path / "host")
     learner_b, _ = restore_learner(host_cfg, tmp_path / "fused")
-    assert int(learner_a.step) == int(learner_b.step) == 40
+    assert int(learner_a.step) == int(learner_b.step) == 40 + 4
     for x, y in zip(
         jax.tree.leaves(learner_a.params), jax.tree.leaves(learner_b.params), strict=True
     ):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def countdown(size: int = 8, longest: int = 4) -> envs.JaxEnv:
+    """Episodes of 1 to ``longest`` steps, the length drawn from the reset key, reward 1 at
+    the last step only: every episode returns exactly 1, however long it lasts (the
+    corridor's observation and action spaces, so the corridor's agent plays it)."""
+
+    def reset(key):
+        left = jax.random.randint(key, (), 1, longest + 1)
+        return jax.nn.one_hot(left, size, dtype=jnp.float32), {"left": left}
+
+    def step(key, state, action):
+        left = state["left"] - 1
+        terminated = left == 0
+        fresh_obs, fresh = reset(key)
+        obs = jnp.where(terminated, fresh_obs, jax.nn.one_hot(left, size, dtype=jnp.float32))
+        state = jax.tree.map(lambda f, n: jnp.where(terminated, f, n), fresh, {"left": left})
+        return obs, state, terminated.astype(jnp.float32), terminated, jnp.zeros((), bool)
+
+    space = gymnasium.spaces.Box(0.0, 1.0, (size,), np.float32)
+    return envs.JaxEnv(reset, step, space, gymnasium.spaces.Discrete(2), "countdown")
+
+
+def test_each_env_resets_from_its_own_key_and_returns_stop_at_the_episode_end():
+    """On episodes whose lengths are drawn at reset: the training steps reset every env from
+    a key of its own, and each training and evaluation episode counts its reward up to its
+    own end, not up to the end of the longest."""
+    cfg = config(JAX_ENV)
+    agent, _ = fused_loop.build(cfg)
+    fused = make_fused(cfg, agent, countdown(), chunk_length=24)
+    states = fused_loop.init_seeds(fused, [0])
+    states, env_steps, _ = fused.chunk(states, 0, 0, 24)
+    assert int(env_steps) == 24 * cfg.env.num_envs
+    episodes = jax.tree.map(float, jax.tree.map(lambda x: x[0], states.episodes))
+    assert episodes["count"] >= 5 * cfg.env.num_envs  # each env ran several episodes...
+    assert episodes["return_sum"] == episodes["count"]  # ...each returning 1
+    lengths = episodes["length_sum"] / episodes["count"]
+    assert 1.0 < lengths < 4.0  # of drawn lengths, not all 1 or all 4
+    returns = fused.evaluate(states, jax.random.PRNGKey(0)[None], episodes=16, max_steps=0)
+    np.testing.assert_array_equal(returns, np.ones((1, 16)))
 
 
 def test_vmapped_seeds_differ_and_each_matches_its_run_alone(tmp_path):

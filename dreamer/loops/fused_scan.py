@@ -63,7 +63,6 @@ class Fused:
     chunk: Callable[..., tuple[RunState, chex.Array, chex.Array]]
     finish: Callable[..., tuple[RunState, chex.Array]]
     evaluate: Callable[..., chex.Array]
-    chunk_length: int
     chunk_slots: int
 
 
@@ -219,4 +218,4 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
 
         return jax.vmap(one)(states, keys)
 
-    return Fused(init, chunk, finish, evaluate, chunk_length, learner.chunk_slots)
+    return Fused(init, chunk, finish, evaluate, learner.chunk_slots)
