@@ -551,12 +551,18 @@ def scored_already(out: Path, module: str, sample: str, seed: int) -> bool:
     return same.returncode == 0
 
 
+SOURCES = ("dreamer", "benchmarks", "envs", "experiments", "tests", "setup.cfg", "pyproject.toml")
+"""What mutmut copies into ``mutants/`` (``source_paths``, ``also_copy``, the tests, the
+config files): with uncommitted edits to these, the commit is not what the mutants were made
+from; edits elsewhere (the docs, the README) change no mutant and no test."""
+
+
 def git_commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     )
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCES],
         cwd=REPO,
         capture_output=True,
         text=True,
