@@ -101,8 +101,9 @@ def _train(
         book.save(env_steps, updates, arrays, {"numpy_rng": rng.bit_generator.state})
 
     def evaluate_now(episodes: int) -> list[float]:
-        actor = greedy_actor(learner, state.params, p.eval_epsilon, run.seed + env_steps)
-        return book.evaluate(actor, env_steps, episodes)
+        return book.evaluate(
+            _evaluation_actor(cfg, learner, state.params, env_steps), env_steps, episodes
+        )
 
     while env_steps < run.env_steps:
         book.stop_if_requested(env_steps, save)  # SIGTERM/SIGINT: checkpoint, then stop
@@ -189,8 +190,13 @@ def evaluate(
         arrays, meta = checkpointer.restore(like)
     finally:
         checkpointer.close()
-    params = arrays["learner"].params
     steps = int(meta["env_steps"])  # the episodes and actions of training's evaluation here
-    actor = greedy_actor(parts.learner, params, cfg.dqn.eval_epsilon, cfg.run.seed + steps)
+    actor = _evaluation_actor(cfg, parts.learner, arrays["learner"].params, steps)
     seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)
+
+
+def _evaluation_actor(cfg: DQNConfig, learner: Any, params: Any, env_steps: int):
+    """The actor of the evaluation at ``env_steps`` (epsilon-greedy with
+    ``dqn.eval_epsilon``), its key the same in training and in a checkpoint's ``evaluate``."""
+    return greedy_actor(learner, params, cfg.dqn.eval_epsilon, cfg.run.seed + env_steps)

@@ -29,7 +29,7 @@ from dreamer.agents.efficientzero.config import Config, ConfigError, replace_pat
 from dreamer.core.errors import NonFiniteLossError
 from dreamer.core.sharding import split_seeds
 from dreamer.loops.fused_scan import Fused, RunState, make_fused
-from dreamer.shell.runbook import EVAL_SEED_OFFSET, RunBook, crossed
+from dreamer.shell.runbook import RunBook, crossed, evaluation_seed
 from dreamer.shell.signals import RunStopped
 
 
@@ -166,12 +166,7 @@ class _Runner:
     def evaluate(self, episodes: int, *, final: bool) -> np.ndarray:
         tick = time.perf_counter()
         max_steps = 0 if final else self.cfg.run.eval_max_steps
-        keys = jnp.stack(
-            [
-                jax.random.fold_in(jax.random.PRNGKey(int(s) + EVAL_SEED_OFFSET), self.env_steps)
-                for s in self.seeds
-            ]
-        )
+        keys = jnp.stack([evaluation_key(int(s), self.env_steps) for s in self.seeds])
         returns = np.asarray(
             self.evaluate_fn(self.states, keys, episodes=episodes, max_steps=max_steps)
         )
@@ -260,10 +255,16 @@ def evaluate_checkpoint(cfg: Config, run_dir: Path, *, episodes: int) -> list[fl
     ckpt.close()
     states = states.replace(learner=jax.tree.map(lambda x: jnp.asarray(x)[None], arrays["learner"]))
     steps = int(meta["env_steps"])
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.run.seed + EVAL_SEED_OFFSET), steps)
+    key = evaluation_key(cfg.run.seed, steps)
     evaluate = jax.jit(fused.evaluate, static_argnames=("episodes", "max_steps"))
     returns = evaluate(states, key[None], episodes=episodes, max_steps=0)
     return [float(x) for x in np.asarray(returns)[0]]
+
+
+def evaluation_key(seed: int, env_steps: int) -> jax.Array:
+    """The key of the evaluation at ``env_steps`` of run seed ``seed``: the same in training
+    and in a checkpoint's evaluation."""
+    return jax.random.fold_in(jax.random.PRNGKey(evaluation_seed(seed, 0)), env_steps)
 
 
 def seed_folders(out: Path, seeds: Sequence[int]) -> list[Path]:
