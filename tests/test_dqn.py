@@ -407,6 +407,7 @@ def test_train_writes_run_folder_and_resumes(tmp_path, evaluation_seeds):
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["env_steps"]) for r in rows] == [100, 200, 300, 400]
     assert rows[-1]["losses/td"] != "" and rows[0]["eval/return_mean"] == ""
+    assert [r["env_steps"] for r in rows if r["eval/return_mean"]] == ["200", "400"]
     p = _tiny_config(400).dqn
     for r in rows:  # the exploration epsilon of each row's env step
         assert float(r["charts/epsilon"]) == pytest.approx(linear_epsilon(p, int(r["env_steps"])))
@@ -427,3 +428,33 @@ def test_train_writes_run_folder_and_resumes(tmp_path, evaluation_seeds):
     returns = dqn.evaluate(_tiny_config(600), tmp_path, episodes=2)
     assert evaluation_seeds[-1] == evaluation_seeds[-2] == 1_000_000 + 600
     assert returns == resumed["final_eval_returns"]
+
+
+def test_the_replay_gets_each_ended_episodes_last_observation(tmp_path, monkeypatch):
+    """The step that ends an episode is stored with the episode's last observation (the
+    corridor's goal cell), not with the next episode's first (its start cell), which the
+    vector env returns in its place."""
+    added = []
+    add = Replay.add
+
+    def recording(self, obs, action, reward, terminated, truncated, next_obs):
+        added.append((np.array(terminated), np.array(next_obs)))
+        return add(self, obs, action, reward, terminated, truncated, next_obs)
+
+    monkeypatch.setattr(Replay, "add", recording)
+    length = 3
+    cfg = dataclasses.replace(
+        _tiny_config(200),
+        env=EnvConfig(
+            id="envs.examples:make_corridor",
+            num_envs=2,
+            num_eval_envs=2,
+            options={"length": length, "max_steps": 8},
+        ),
+    )
+    dqn.train(cfg, tmp_path)
+    goal = np.eye(length, dtype=np.float32)[length - 1]
+    ended = [next_obs[i] for terminated, next_obs in added for i in np.flatnonzero(terminated)]
+    assert len(ended) >= 5  # random steps reach the goal of a 3-cell corridor often
+    for obs in ended:
+        np.testing.assert_array_equal(obs, goal)

@@ -198,5 +198,7 @@ def evaluate(
 
 def _evaluation_actor(cfg: DQNConfig, learner: Any, params: Any, env_steps: int):
     """The actor of the evaluation at ``env_steps`` (epsilon-greedy with
-    ``dqn.eval_epsilon``), its key the same in training and in a checkpoint's ``evaluate``."""
-    return greedy_actor(learner, params, cfg.dqn.eval_epsilon, cfg.run.seed + env_steps)
+    ``dqn.eval_epsilon``), keyed by the evaluation's seed: the same in training and in a
+    checkpoint's ``evaluate``."""
+    seed = evaluation_seed(cfg.run.seed, env_steps)
+    return greedy_actor(learner, params, cfg.dqn.eval_epsilon, seed)
