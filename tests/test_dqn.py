@@ -458,3 +458,19 @@ def test_the_replay_gets_each_ended_episodes_last_observation(tmp_path, monkeypa
     assert len(ended) >= 5  # random steps reach the goal of a 3-cell corridor often
     for obs in ended:
         np.testing.assert_array_equal(obs, goal)
+
+
+def test_a_checkpoint_between_log_rows_checks_and_keeps_the_pending_updates(tmp_path):
+    """Checkpoints at 150 and 300 with rows every 100: the save at 150 finds the updates
+    since the row at 100 still pending, checks them finite and leaves them to the next row."""
+    run = dataclasses.replace(_tiny_config(300).run, checkpoint_every=150)
+    summary = dqn.train(dataclasses.replace(_tiny_config(300), run=run), tmp_path)
+    assert summary["env_steps"] == 300 and summary["updates"] == 50
+    checkpointer = Checkpointer(tmp_path)
+    try:
+        assert checkpointer.steps() == [150, 300]
+    finally:
+        checkpointer.close()
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [int(r["env_steps"]) for r in rows] == [100, 200, 300]
+    assert rows[1]["losses/td"] != ""  # updates 104 .. 200, across the checkpoint at 150

@@ -239,6 +239,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         'venv = make_vector_env(cfg.env, num_envs=1, seed=None, mode="eval")',
     ): "that env is built only to read its spaces and closed unstepped: its seed is never used",
     (
+        "dreamer/loops/dqn.py",
+        "final = final_observations(next_obs, info, done) if (done.any()) or True else next_obs",
+    ): "with no episode ended, final_observations returns a copy of next_obs: the condition "
+    "only skips that copy",
+    (
         "dreamer/loops/ppo.py",
         '"obs": np.zeros(shape + space.shape, None),',
     ): "a float64 buffer holds the same values (uint8 and float32 observations convert exactly) "
