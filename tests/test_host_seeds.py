@@ -131,3 +131,18 @@ def test_an_interrupted_run_resumes_through_train_and_evaluates(group, tmp_path)
     returns = host.evaluate(own, run, episodes=2)
     assert len(returns) == 2 and returns == host.evaluate(own, run, episodes=2)
     assert set(returns) <= {0.0, 1.0}  # the corridor pays 1 at its end, else nothing
+
+
+def test_the_host_loops_run_book_warns_of_rewards_beyond_the_supports(tmp_path, capsys):
+    """EfficientZero's run book checks every step's rewards against the model's supports
+    (``RewardScale``): a reward of 10 is beyond supports of 1 bin a side (|x| <= 2.99)."""
+    cfg = apply_overrides(debug(), [*SMALL, "model.value_support=1", "model.reward_support=1"])
+    book = host.open_book(cfg, tmp_path, resume=False)
+    try:
+        book.check_env_output(np.zeros((1, 8), np.float32), np.array([1.0]), 1)
+        assert "beyond what the model's supports" not in capsys.readouterr().err
+        book.check_env_output(np.zeros((1, 8), np.float32), np.array([10.0]), 2)
+        err = capsys.readouterr().err
+        assert f"{ENV} gave a reward of magnitude 10 at env step 2" in err
+    finally:
+        book.close()
