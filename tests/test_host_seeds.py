@@ -146,3 +146,49 @@ def test_the_host_loops_run_book_warns_of_rewards_beyond_the_supports(tmp_path, 
         assert f"{ENV} gave a reward of magnitude 10 at env step 2" in err
     finally:
         book.close()
+
+
+def test_skipped_updates_are_counted_warned_of_once_and_stop_the_run_as_a_majority(capsys):
+    """``pop_metrics`` on a stand-in loop of two runs: a row's means are over its applied
+    updates, the first skip prints one warning, and more than half skipped stops the run."""
+    from types import SimpleNamespace
+
+    from dreamer.core.errors import NonFiniteLossError
+
+    loop = object.__new__(host.HostLoop)
+    loop.axis = object.__new__(host.RunAxis)
+    loop.axis.runs = 2
+    loop.books = [
+        SimpleNamespace(
+            cfg=SimpleNamespace(run=SimpleNamespace(seed=seed)),
+            kept_checkpoint=lambda: "the checkpoint at env step 40 is kept",
+        )
+        for seed in (3, 4)
+    ]
+    loop.env_steps, loop.warned_skipped = 80, False
+
+    def pop(finite):
+        loop.sums = {
+            "updates": np.array([4.0, 4.0]),
+            "finite_updates": np.array(finite),
+            "losses/total": np.array([6.0, 8.0]),
+        }
+        return loop.pop_metrics()
+
+    rows = pop([3.0, 4.0])
+    assert rows == [
+        {"losses/total": 2.0, "charts/skipped_updates": 1.0},
+        {"losses/total": 2.0, "charts/skipped_updates": 0.0},
+    ]
+    assert loop.sums is None and loop.pop_metrics() == [{}, {}]
+    out = capsys.readouterr().out
+    assert out == (
+        "warning: seed 3: 1 non-finite update(s) skipped before env step 80; "
+        "see charts/skipped_updates\n"
+    )
+    rows = pop([2.0, 4.0])  # half skipped: still learning, and warned of once only
+    assert rows[0] == {"losses/total": 3.0, "charts/skipped_updates": 2.0}
+    assert capsys.readouterr().out == ""
+    stop = "seed 4: loss or gradient became NaN/inf in 3 of the 4 updates before env step 80 "
+    with pytest.raises(NonFiniteLossError, match=stop + ".*the checkpoint at env step 40 is kept"):
+        pop([4.0, 1.0])
