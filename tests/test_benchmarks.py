@@ -638,10 +638,12 @@ def test_report_has_a_figure_and_a_verdict_per_env(tmp_path, monkeypatch, capsys
     argv = ["--suite", "classic", "--envs", "CartPole-v1,envs.grids:make_deep_sea"]
     argv += ["--steps", "1000", "--seeds", "0-2", "--out", str(out), "--reps", "200"]
     assert sample_efficiency.main(argv) == 0
-    # DeepSea is JAX-native: EfficientZero's seeds in one call; CartPole-v1 is gymnasium's.
+    # EfficientZero's seeds in one call per env: fused on DeepSea, host loop on CartPole-v1
     ez_calls = [c for c in fake.calls if c[2] == "efficientzero"]
-    deep_sea_id = "envs.grids:make_deep_sea"
-    assert [c[6] for c in ez_calls] == ["CartPole-v1", deep_sea_id, "CartPole-v1", "CartPole-v1"]
+    assert [(c[6], c[c.index("--seeds") + 1]) for c in ez_calls] == [
+        ("CartPole-v1", "0,1,2"),
+        ("envs.grids:make_deep_sea", "0,1,2"),
+    ]
     deep_sea = [c for c in fake.calls if c[6] == "envs.grids:make_deep_sea"]
     assert all('env.options={"size": 10}' in c for c in deep_sea)
     assert all("run.eval_every=100" in c for c in fake.calls)  # a tenth of the budget
@@ -666,7 +668,7 @@ def test_same_budget_comparison_on_your_own_env(tmp_path, monkeypatch, capsys):
     argv = ["--envs", grid, "--threshold", "0.9", "--seeds", "0-1", "--steps", "1000"]
     argv += ["--preset", "debug", "--import", "my_pkg.my_envs", "--reps", "100"]
     assert sample_efficiency.main(argv) == 0
-    assert len(fake.calls) == 6
+    assert len(fake.calls) == 5  # EfficientZero's two seeds in one call
     for call in fake.calls:
         assert call[call.index("--preset") + 1] == "debug" and call[call.index("--env") + 1] == grid
         assert 'env.imports=["my_pkg.my_envs"]' in call and "run.eval_every=500" in call
@@ -731,10 +733,8 @@ def test_classic_suite_runs_each_env_at_its_own_budget():
     minigrid = 'env.options={"name": "MiniGrid-DoorKey-5x5-v0"}'
     assert minigrid in by_env["envs.grids:make_minigrid"].overrides(suite)
     groups = [j for j in suite_jobs(suite) if j.group]
-    assert {j.runs[0].env.env_id for j in groups} == {
-        "gymnax:Breakout-MinAtar",
-        "envs.grids:make_deep_sea",
-    }
+    # EfficientZero's seeds train together on every env, fused or through gymnasium
+    assert {j.runs[0].env.env_id for j in groups} == {e.env_id for e in suite.envs}
     assert all(j.seeds == suite.seeds and j.runs[0].algo.algo == "efficientzero" for j in groups)
     steps = customize(suite, steps=[1000])  # --steps replaces every env's own budget
     assert {r.budget for r in suite_runs(steps)} == {1000}
@@ -755,6 +755,14 @@ def test_cartpole_suite_is_three_seeds_with_efficientzero_in_one_group():
         ("gymnax-CartPole-v1__ppo__5000__seed2", False),
     ]
     assert jobs[0].seeds == (0, 1, 2)
+
+
+def test_atari_games_keep_a_process_per_seed():
+    from benchmarks.suites import SUITES, suite_jobs
+
+    jobs = suite_jobs(SUITES["atari"])
+    assert jobs and not any(j.group for j in jobs)
+    assert len(jobs) == 3 * 3 * 3  # games x algos x seeds
 
 
 def test_minatar_suite_gives_images_to_efficientzero_only():
