@@ -12,7 +12,8 @@ Each knob that spends compute inside the model is swept alone from the ``cartpol
 - ``replay_ratio``: updates per real step (``loop.replay_ratio``);
 - ``dream_ratio``: imagined target states per real sampled state (``dream.ratio``);
 - ``value_target``: n-step, search or EfficientZero-V2's mixed value targets
-  (``replay.value_target``).
+  (``replay.value_target``; ``mixed`` with EZ-V2's thresholds as fractions of the run,
+  ``mixed_thresholds``).
 
 Every point is a ``train --seeds`` group (seeds vmapped in one process). For each it records
 the real steps after which the greedy return stays at or above the threshold (median over
@@ -50,6 +51,23 @@ KNOBS: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 """Knob -> (setting, values swept)."""
 
+MIXED_START = 3e4 / 1e5
+"""EfficientZero-V2's Atari run makes its first mixed update 30,000 into 100,000 training
+steps (``start_use_mix_training_steps``, ``training_steps`` in ``ez/config/exp/atari.yaml``)."""
+MIXED_FRESH = 5e3 / 1e5
+"""... and keeps the n-step target for the newest 5,000 of its 100,000 transitions
+(``mixed_value_threshold``, ``total_transitions``)."""
+
+
+def mixed_thresholds(base: Any) -> tuple[str, ...]:
+    """``replay.value_target=mixed`` as EfficientZero-V2 sets it, scaled to ``base``'s run:
+    its thresholds are fractions of the Atari run, and at their Atari values (30,000 updates)
+    a CartPole run of 4,600 updates would never leave the n-step target."""
+    start = round(MIXED_START * base.total_updates)
+    fresh = round(MIXED_FRESH * base.run.env_steps)
+    return (f"replay.mixed_start_update={start}", f"replay.mixed_fresh_transitions={fresh}")
+
+
 GOAL = 0.3
 """The issue's goal: 30% fewer real steps to the threshold than the preset."""
 
@@ -79,7 +97,8 @@ def plan(base: Any, knobs: Sequence[str]) -> list[Point]:
             if value == own:
                 continue
             text = value if isinstance(value, str) else f"{value:g}"
-            points.append(Point(f"{knob}={text}", knob, value, (f"{path}={text}",)))
+            extra = mixed_thresholds(base) if (knob, value) == ("value_target", "mixed") else ()
+            points.append(Point(f"{knob}={text}", knob, value, (f"{path}={text}", *extra)))
     return points
 
 

@@ -22,6 +22,12 @@ def test_each_knob_is_swept_alone_and_the_presets_own_value_is_the_baseline():
     assert targets == {"nstep", "search", "mixed"} - {base.replay.value_target}
     for p in points[1:]:  # every override applies
         apply_overrides(base, list(p.overrides))
+    # mixed leaves the n-step target 30% into the updates, for all but the newest 5% of data
+    (mixed,) = [p for p in points if p.value == "mixed"]
+    cfg = apply_overrides(base, list(mixed.overrides))
+    assert cfg.replay.value_target == "mixed"
+    assert cfg.replay.mixed_start_update == round(0.3 * base.total_updates) < base.total_updates
+    assert cfg.replay.mixed_fresh_transitions == 250
 
 
 def test_the_control_spends_the_points_compute_on_gradient_steps():
