@@ -856,6 +856,29 @@ def test_ablation_deep_sea_is_the_suites_size_10_env():
     )
 
 
+def test_the_full_deep_sea_variant_is_the_classic_suites_efficientzero_run():
+    """The ablation's ``full`` DeepSea group trains what the classic suite's EfficientZero
+    DeepSea group trains (preset, budget, env, evaluation), so one can stand for the other."""
+    from benchmarks import ablation
+    from benchmarks.suites import SUITES, suite_runs
+
+    classic = SUITES["classic"]
+    (ours,) = [
+        r
+        for r in suite_runs(classic)
+        if r.env.env_id == "envs.grids:make_deep_sea" and r.algo.algo == "efficientzero"
+        and r.seed == 0
+    ]  # fmt: skip
+    (full,) = [v for v in ablation.VARIANTS if v.name == "full"]
+    suite, specs = ablation.plan("deep_sea", full, list(classic.seeds), None, [])
+    assert [s.seed for s in specs] == list(classic.seeds)
+    theirs = specs[0]
+    assert (theirs.algo.algo, theirs.algo.preset, theirs.budget, theirs.env.env_id) == (
+        ours.algo.algo, ours.algo.preset, ours.budget, ours.env.env_id,
+    )  # fmt: skip
+    assert sorted(theirs.overrides(suite)) == sorted(ours.overrides(classic))
+
+
 def test_unit_costs_times_each_part_of_a_preset(capsys):
     from benchmarks import unit_costs
 
