@@ -221,11 +221,20 @@ def seed_results(folder: Path, threshold: float | None) -> list[dict[str, Any]]:
 
 
 def median_interval(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple:
-    with np.errstate(invalid="ignore"):  # inf - inf where seeds never stay
-        point, low, high = bootstrap(
-            np.reshape(values, (-1, 1)), lambda s: np.median(s, axis=0), reps=reps, seed=seed
-        )
-    return float(point[0]), float(low[0]), float(high[0])
+    """Median of per-seed real steps (``inf``: the seed never stays) with its 95% bootstrap
+    interval; a median or bound that falls on or between never-staying seeds is ``inf``."""
+    values = np.asarray(values, float).reshape(-1)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return math.inf, math.inf, math.inf
+    never = 2.0 * float(finite.max()) + 1.0  # any median above the largest finite one is never
+    stand_in = np.where(np.isfinite(values), values, never)
+    point, low, high = bootstrap(
+        stand_in.reshape(-1, 1), lambda s: np.median(s, axis=0), reps=reps, seed=seed
+    )
+    return tuple(  # type: ignore[return-value]
+        math.inf if float(x[0]) > finite.max() else float(x[0]) for x in (point, low, high)
+    )
 
 
 def fit_frontier(points: list[tuple[float, float]]) -> dict[str, float] | None:
@@ -388,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--frontier",
         action="store_true",
         help="sweep each knob that spends imagination alone (benchmarks/frontier.py); "
-        "default 10 seeds, 5,000 steps, out results/frontier",
+        "default 10 seeds, 10,000 steps, out results/frontier",
     )
     parser.add_argument("--knobs", default=None, help="--frontier: a subset of the knobs")
     args = parser.parse_args(argv)
@@ -404,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cartpole",
             knobs,
             list(parse_seeds(args.seeds or "0-9")),
-            args.steps or 5000,
+            args.steps or frontier.STEPS,
             out,
             args.set,
             args.report_only,

@@ -319,6 +319,17 @@ def test_frontier_fit_recovers_a_known_frontier():
     assert fit_frontier([(1.0, 5.0), (2.0, float("inf"))]) is None
 
 
+def test_median_steps_are_never_where_the_median_seed_never_stays():
+    from benchmarks.dreaming import median_interval
+
+    inf = float("inf")
+    point, low, high = median_interval(np.array([1000.0, 2000.0, 3000.0, inf, inf]))
+    assert point == 3000.0 and 1000.0 <= low <= point and high == inf
+    assert median_interval(np.array([1000.0, 2000.0, inf, inf]))[0] == inf  # 2000 and never
+    assert median_interval(np.array([inf, inf])) == (inf, inf, inf)
+    assert median_interval(np.array([1500.0] * 4)) == (1500.0, 1500.0, 1500.0)
+
+
 def test_dreaming_verdict_needs_the_best_ratio_to_beat_ratio_0_and_its_control():
     from benchmarks.dreaming import verdict
 

@@ -42,6 +42,32 @@ def test_the_control_spends_the_points_compute_on_gradient_steps():
     assert frontier.matched_control(base, frontier.run_compute(base) / 2) == ()
 
 
+def test_a_kept_point_of_another_sweep_is_refused_not_reported(tmp_path, monkeypatch):
+    base = frontier.base_config("cartpole", 10_000, ())
+    point = frontier.Point("baseline", "baseline", None, ())
+    trained = []
+
+    def train_group(folder, *args):  # a stand-in for the CLI: the group's folder, no runs
+        folder.mkdir(parents=True)
+        trained.append(folder)
+        return 1.0
+
+    monkeypatch.setattr(frontier, "train_group", train_group)
+    monkeypatch.setattr(frontier, "describe_machine", lambda: MACHINE)
+    frontier.run_point(tmp_path, base, point, [0, 1], env_key="cartpole", overrides=())
+    assert (
+        len(trained) == 1
+        and json.loads((tmp_path / "baseline/point.json").read_text())["steps"] == 10_000
+    )
+    frontier.run_point(tmp_path, base, point, [0, 1], env_key="cartpole", overrides=())
+    assert len(trained) == 1  # the same sweep: kept
+    shorter = frontier.base_config("cartpole", 5000, ())
+    with pytest.raises(ValueError, match="another sweep .*'steps': 10000.* own --out"):
+        frontier.run_point(tmp_path, shorter, point, [0, 1], env_key="cartpole", overrides=())
+    with pytest.raises(ValueError, match="another sweep"):
+        frontier.run_point(tmp_path, base, point, [0, 1, 2], env_key="cartpole", overrides=())
+
+
 MACHINE = {"platform": "test", "processor": "x", "cpu_count": 2, "python": "3"}
 
 
