@@ -70,7 +70,7 @@ MIXED_FRESH = 5e3 / 1e5
 def mixed_thresholds(base: Any) -> tuple[str, ...]:
     """``replay.value_target=mixed`` as EfficientZero-V2 sets it, scaled to ``base``'s run:
     its thresholds are fractions of the Atari run, and at their Atari values (30,000 updates)
-    a CartPole run of 4,600 updates would never leave the n-step target."""
+    a CartPole run of under 10,000 updates would never leave the n-step target."""
     start = round(MIXED_START * base.total_updates)
     fresh = round(MIXED_FRESH * base.run.env_steps)
     return (f"replay.mixed_start_update={start}", f"replay.mixed_fresh_transitions={fresh}")
@@ -161,9 +161,9 @@ def run_point(
     from dreamer.core.configtree import apply_overrides
 
     folder = out / point.name
+    cfg = apply_overrides(base, list(point.overrides))
     if (folder / "point.json").exists():
         kept = json.loads((folder / "point.json").read_text())
-        cfg = apply_overrides(base, list(point.overrides))
         wanted = {"steps": cfg.run.env_steps, "seeds": list(seeds),
                   "overrides": list(point.overrides)}  # fmt: skip
         found = {k: kept.get(k) for k in wanted}
@@ -174,7 +174,6 @@ def run_point(
             )
         print(f"{folder} done, kept")
         return
-    cfg = apply_overrides(base, list(point.overrides))
     everything = [*overrides, *point.overrides]
     wall = train_group(folder, env_key, cfg.run.env_steps, everything, seeds)
     record = {
