@@ -278,15 +278,15 @@ def test_the_control_spends_the_dream_compute_on_gradient_steps():
     assert spent_control["dreaming"] == 0 < spent_dream["dreaming"]
 
 
-def test_the_minatar_dream_table_starts_from_the_minatar_suites_run():
-    """MinAtar Breakout's ratio 0 trains what the ``minatar`` suite trains for EfficientZero
-    (preset, budget, image frames, evaluation), so the two tables share that run."""
+def test_the_minatar_dream_table_starts_from_the_minatar_mlp_suites_run():
+    """MinAtar Breakout's ratio 0 trains what the ``minatar_mlp`` suite trains (preset,
+    budget, flattened frames, evaluation), so the two tables share that run."""
     from benchmarks.dreaming import ENVS, variants
     from benchmarks.suites import SUITES, suite_runs
     from dreamer.core.seeds import parse_seeds
     from experiments import presets
 
-    suite = SUITES["minatar"]
+    suite = SUITES["minatar_mlp"]
     (spec,) = {
         r.env: r
         for r in suite_runs(suite)
@@ -304,7 +304,7 @@ def test_the_minatar_dream_table_starts_from_the_minatar_suites_run():
     base = config(env.preset, env.env_id, env.steps, env.overrides)
     (ratio0,) = variants(base, [0.0], controls=True)
     assert apply_overrides(base, ratio0["overrides"]) == suite_run
-    assert suite_run.env.options == {"image": True} and suite_run.run.eval_every == 2000
+    assert suite_run.env.options == {} and suite_run.run.eval_every == 2000
 
 
 def test_frontier_fit_recovers_a_known_frontier():
