@@ -5,7 +5,8 @@ A run folder holds ``config.json`` from the start, ``metrics.csv`` rows as it go
 interrupted and is continued with ``python -m dreamer resume DIR``.
 
 Benchmarks start runs only through ``launch`` (tests replace it), and read run folders only
-through the functions here.
+through the functions here. Before a folder's run is skipped or resumed, its recorded config
+is checked against the one asked for (``check_same_run``).
 """
 
 from __future__ import annotations
@@ -176,6 +177,64 @@ def train_args(
     return args
 
 
+class RunMismatchError(ValueError):
+    """A run folder holds another run than the one a benchmark asks for."""
+
+
+def config_mismatch(run_dir: str | os.PathLike, train: Sequence[str]) -> str | None:
+    """How the run stored in ``run_dir`` differs from the one the ``train`` args ask for, or
+    None when they are the same run (or the folder holds none yet).
+
+    Every setting the folder's ``config.json`` records is compared with the config the args
+    give, as the run uses it (a budget-sized replay for EfficientZero, ``sized_to_budget``);
+    the seed is the folder's own (a group's seed folder). A setting added to the configs
+    after the run was made is not in its file and not compared."""
+    from dreamer import cli
+    from dreamer.core.configtree import replace_path
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).exists():
+        return None
+    stored = read_json(run_dir / CONFIG_FILE)
+    args = cli.parser().parse_args(list(train))
+    if stored.get("algo") != args.algo:
+        return f"it holds a run of {stored.get('algo')}, not of {args.algo}"
+    have = _flat(stored.get("config", {}))
+    wanted = cli.build_config(args)
+    if "run.seed" in have:
+        wanted = replace_path(wanted, "run.seed", have["run.seed"])
+    if hasattr(wanted, "sized_to_budget"):
+        wanted = wanted.sized_to_budget()
+    want = _flat(json.loads(json.dumps(dataclasses.asdict(wanted), default=str)))
+    differ = [k for k in sorted(have) if have[k] != want.get(k)]
+    if not differ:
+        return None
+    shown = ", ".join(f"{k}={have[k]!r} (asked {want.get(k)!r})" for k in differ[:4])
+    return f"it holds another run: {shown}" + (" ..." if len(differ) > 4 else "")
+
+
+def check_same_run(run_dir: str | os.PathLike, train: Sequence[str]) -> None:
+    """Raises ``RunMismatchError`` when ``run_dir`` holds another run than ``train`` asks
+    for: skipped or resumed, its numbers would be reported under this run's name."""
+    why = config_mismatch(run_dir, train)
+    if why is not None:
+        raise RunMismatchError(
+            f"{run_dir}: {why}. Give this benchmark its own --out, or move that folder away "
+            "(nothing was changed in it)."
+        )
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (an empty mapping stays a value)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What ``ensure_run`` did for one run folder."""
@@ -209,6 +268,7 @@ def ensure_run(
     """
     run_dir = Path(run_dir)
     log = Path(log) if log is not None else None
+    check_same_run(run_dir, train)
     state = run_state(run_dir)
     if state is RunState.FINISHED:
         return Outcome(run_dir, "skipped", 0, True, log)
@@ -246,6 +306,8 @@ def ensure_group(
     group_dir = Path(group_dir)
     log = Path(log) if log is not None else None
     options = {"log": log, "echo": echo, "env": env, "cwd": cwd}
+    for k in seeds:
+        check_same_run(seed_folder(group_dir, k), train(list(seeds)))
 
     def waiting(*, checkpointed: bool) -> list[int]:
         """Unfinished seeds with (or without) a checkpoint to resume from."""

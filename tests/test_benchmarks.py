@@ -216,7 +216,7 @@ def test_ale_ids_are_registered():
 
 def write_run(run_dir: Path, *, algo, env_id, seed, steps, curve, final_returns, finish=True):
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"env": {"id": env_id}, "run": {"seed": seed, "env_steps": steps, "eval_every": 500}}
+    config = {"env": {"id": env_id}, "run": {"seed": seed, "env_steps": steps}}
     (run_dir / "config.json").write_text(json.dumps({"algo": algo, "config": config}))
     with open(run_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -506,7 +506,7 @@ def test_sample_efficiency_suite_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(machine, "describe_machine", lambda **_: FAKE_MACHINE)
     out = tmp_path / "se"
     argv = ["--suite", "cartpole", "--steps", "2000", "--out", str(out)]
-    argv += ["--set", "ppo:optim.lr=0.1", "--reps", "200"]
+    argv += ["--set", "ppo:ppo.lr=0.1", "--reps", "200"]
 
     assert sample_efficiency.main(argv) == 0
     printed = capsys.readouterr().out
@@ -522,8 +522,8 @@ def test_sample_efficiency_suite_end_to_end(tmp_path, monkeypatch, capsys):
     assert len(fake.calls) == 7  # one group, then dqn and ppo per seed
     assert [c[2] for c in fake.calls[1:3]] == ["dqn", "ppo"]
     ppo_calls = [c for c in fake.calls if c[2] == "ppo"]
-    assert all("optim.lr=0.1" in c for c in ppo_calls)
-    assert not any("optim.lr=0.1" in c for c in fake.calls if c[2] != "ppo")
+    assert all("ppo.lr=0.1" in c for c in ppo_calls)
+    assert not any("ppo.lr=0.1" in c for c in fake.calls if c[2] != "ppo")
     assert all("run.eval_every=500" in c for c in fake.calls)
     assert sorted(p.name for p in group.iterdir()) == ["group.json", "seed0", "seed1", "seed2"]
 
@@ -916,3 +916,49 @@ def test_seed_batch_rate_and_report(tmp_path):
     text = seed_batch.report(result)
     assert "| 1 | 100 | 25.0 |" in text and "| 2 | 130 | – |" in text
     assert "wall(2 together) / wall(1) = **1.30** (2 runs one after another: 2.00)" in text
+
+
+def _stored(run_dir, algo, cfg):
+    """A run folder's config.json as a run writes it (``RunLog.write_config``)."""
+    from dreamer.core.configtree import to_dict
+    from dreamer.shell.runlog import RunLog
+
+    run_dir.mkdir(parents=True)
+    RunLog(run_dir).write_config(algo, to_dict(cfg))
+
+
+def test_a_folder_holding_another_run_is_refused_not_skipped_or_resumed(tmp_path, monkeypatch):
+    from dreamer import cli
+
+    fake = FakeCli(lambda env_id, algo, seed: 1.0)
+    monkeypatch.setattr(runs, "launch", fake)
+
+    def args(steps, seed, *extra, algo="efficientzero", out=tmp_path / "run"):
+        return runs.train_args(algo=algo, preset="debug", env_id="gymnax:CartPole-v1", seed=seed,
+                               steps=steps, out=out, overrides=list(extra))  # fmt: skip
+
+    def made(train):  # the config a run of ``train`` writes: sized to its budget
+        return cli.build_config(cli.parser().parse_args(train)).sized_to_budget()
+
+    _stored(tmp_path / "run", "efficientzero", made(args(1000, 0)))
+    assert runs.config_mismatch(tmp_path / "run", args(1000, 0)) is None
+    assert runs.config_mismatch(tmp_path / "new", args(1000, 0)) is None  # nothing there yet
+    why = runs.config_mismatch(tmp_path / "run", args(2000, 0, "search.num_simulations=3"))
+    assert why.startswith("it holds another run: ") and "run.env_steps=1000 (asked 2000)" in why
+    assert "search.num_simulations=" in why
+    other = runs.config_mismatch(tmp_path / "run", args(1000, 0, algo="dqn"))
+    assert other == "it holds a run of efficientzero, not of dqn"
+    # an interrupted run of another config is neither resumed nor trained over
+    with pytest.raises(runs.RunMismatchError, match="run.env_steps=1000 .*own --out"):
+        runs.ensure_run(tmp_path / "run", args(2000, 0))
+    assert fake.calls == [] and runs.run_state(tmp_path / "run") is runs.RunState.INTERRUPTED
+    assert runs.ensure_run(tmp_path / "run", args(1000, 0)).action == "resumed"
+    # a group's seed folder is compared with its own seed
+    group = tmp_path / "group"
+    for k in (0, 1):
+        _stored(group / f"seed{k}", "efficientzero", made(args(1000, k)))
+    train = lambda seeds: args(1000, list(seeds), out=group)  # noqa: E731
+    assert runs.config_mismatch(group / "seed1", train([0, 1])) is None
+    with pytest.raises(runs.RunMismatchError, match="seed0: it holds another run"):
+        runs.ensure_group(group, [0, 1], lambda seeds: args(500, list(seeds), out=group))
+    assert fake.calls == [["resume", str(tmp_path / "run")]]
