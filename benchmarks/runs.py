@@ -306,8 +306,9 @@ def ensure_group(
     group_dir = Path(group_dir)
     log = Path(log) if log is not None else None
     options = {"log": log, "echo": echo, "env": env, "cwd": cwd}
+    asked = train(list(seeds))
     for k in seeds:
-        check_same_run(seed_folder(group_dir, k), train(list(seeds)))
+        check_same_run(seed_folder(group_dir, k), asked)
 
     def waiting(*, checkpointed: bool) -> list[int]:
         """Unfinished seeds with (or without) a checkpoint to resume from."""
