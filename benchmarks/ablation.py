@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -154,6 +155,7 @@ def summarize(
             "final_return": dataclasses.asdict(stats.bootstrap_mean(finals, reps=reps)),
             "threshold": env.threshold,
             "reached": sum(r["first_reach"] is not None for r in records),
+            "stays_from": [r["stays_above_from"] for r in records],
             "wall_seconds": max(r["wall_seconds"] for r in records),
             "verdict": None,
             "difference": None,
@@ -185,9 +187,9 @@ def render(rows_by_env: dict[str, list[dict[str, Any]]], info: dict[str, Any]) -
             "",
             f"## {env.title} (`{env.env_id}`), {rows[0]['budget']} real steps",
             "",
-            f"| variant | turns off | final return | seeds reaching {threshold} | against full "
-            "| wall s |",
-            "|---|---|---|---:|---|---:|",
+            f"| variant | turns off | final return | seeds reaching {threshold} | stays ≥ "
+            f"{threshold} from (median; per seed) | against full | wall s |",
+            "|---|---|---|---:|---|---|---:|",
         ]
         places = stats.digits([v for r in rows for v in r["final_returns"]])
         for r in rows:
@@ -202,8 +204,8 @@ def render(rows_by_env: dict[str, list[dict[str, Any]]], info: dict[str, Any]) -
             reached = "–" if r["threshold"] is None else f"{r['reached']}/{len(r['seeds'])}"
             lines.append(
                 f"| {name} | {r['mechanism']} | "
-                f"{stats.Interval(**r['final_return']).format(places)} | {reached} | {against} | "
-                f"{r['wall_seconds']:.0f} |"
+                f"{stats.Interval(**r['final_return']).format(places)} | {reached} | "
+                f"{_stays(r)} | {against} | {r['wall_seconds']:.0f} |"
             )
         lines.append("")
         for r in rows:
@@ -211,6 +213,18 @@ def render(rows_by_env: dict[str, list[dict[str, Any]]], info: dict[str, Any]) -
                 without = stats.verdict_words(r["verdict"], "the full preset")
                 lines.append(f"- {r['mechanism']}: {WORDS[r['verdict']]} (without it: {without}).")
     return "\n".join(lines) + "\n"
+
+
+def _stays(row: dict[str, Any]) -> str:
+    """Real steps from which each seed's evaluations stay at the threshold: the median over
+    seeds (``never`` when the median seed never does), then each seed's."""
+    if row["threshold"] is None:
+        return "–"
+    per_seed = [math.inf if s is None else float(s) for s in row.get("stays_from", [])]
+    if not per_seed:
+        return "–"
+    text = lambda v: "never" if math.isinf(v) else f"{v:,.0f}"  # noqa: E731
+    return f"{text(float(np.median(per_seed)))}; {', '.join(text(v) for v in per_seed)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

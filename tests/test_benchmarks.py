@@ -831,9 +831,12 @@ def test_ablation_runs_each_variant_as_a_group_and_gives_a_verdict_per_mechanism
     assert "- the 601-bin value and reward supports: the mechanism hurts" in report
     assert "- the floor of the Q spread: no detectable effect" in report
     assert (
-        "| seeds reaching 475 |" in report
+        "| seeds reaching 475 | stays ≥ 475 from (median; per seed) |" in report
         and "## CartPole-v1 (`gymnax:CartPole-v1`), 1000" in report
     )
+    # the fake curves rise to their final return at the last evaluation, 1,000 steps
+    assert "| 0/5 | never; never, never, never, never, never |" in report
+    assert "| 5/5 | 1,000; 1,000, 1,000, 1,000, 1,000, 1,000 |" in report  # small supports
 
     fake.calls.clear()  # finished groups are skipped; the report can be redone alone
     assert ablation.main(argv) == 0 and fake.calls == []
