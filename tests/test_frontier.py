@@ -101,6 +101,7 @@ def test_the_report_plots_each_knob_fits_and_names_the_cheapest_way_to_the_targe
     for ratio, stay in [(2.0, 2000), (4.0, 1500)]:
         fake_point(tmp_path, f"replay_ratio={ratio:g}", "replay_ratio", ratio,
                    1000 * ratio, [stay] * seeds, [490.0] * seeds)  # fmt: skip
+    fake_point(tmp_path, "reanalysis=1", "reanalysis", 1.0, 1020, [2800] * seeds, [480.0] * seeds)
     fake_point(tmp_path, "control(simulations=64)", "control", None, 6600, [2500] * seeds,
                [450.0, 455, 460, 452, 458], ("loop.replay_ratio=6.6",))  # fmt: skip
     text = frontier.report(tmp_path, "cartpole")
@@ -113,6 +114,7 @@ def test_the_report_plots_each_knob_fits_and_names_the_cheapest_way_to_the_targe
     # simulations=64 (1,500 steps at 6,600)
     assert "cheapest measured point that reaches it: replay_ratio=2." in text
     assert "- fit for simulations:" in text  # four points reach the threshold
+    assert "- no fit for reanalysis (1,000 to 1,020) model evaluations per real step" in text
     assert (
         "Fewest real steps apart from the replay ratio: simulations=64 (1,500); its "
         "compute-matched control (loop.replay_ratio=6.6) takes 2,500, and in final return "
