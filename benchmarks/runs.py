@@ -186,11 +186,14 @@ def config_mismatch(run_dir: str | os.PathLike, train: Sequence[str]) -> str | N
     None when they are the same run (or the folder holds none yet).
 
     Every setting the folder's ``config.json`` records is compared with the config the args
-    give, as the run uses it (a budget-sized replay for EfficientZero, ``sized_to_budget``);
-    the seed is the folder's own (a group's seed folder). A setting added to the configs
-    after the run was made is not in its file and not compared."""
+    give, both as a run uses them: EfficientZero's replay sized to the budget
+    (``sized_to_budget``; a run made before that sizing allocated more slots than its budget
+    fills, which changes no setting of the experiment). The seed is the folder's own (a
+    group's seed folder). A setting added to the configs after the run was made is not in its
+    file and not compared."""
     from dreamer import cli
-    from dreamer.core.configtree import replace_path
+    from dreamer.core.configtree import from_dict, replace_path
+    from dreamer.loops import algos
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).exists():
@@ -199,17 +202,24 @@ def config_mismatch(run_dir: str | os.PathLike, train: Sequence[str]) -> str | N
     args = cli.parser().parse_args(list(train))
     if stored.get("algo") != args.algo:
         return f"it holds a run of {stored.get('algo')}, not of {args.algo}"
-    have = _flat(stored.get("config", {}))
+    recorded = _flat(stored.get("config", {}))
+    try:
+        kept = from_dict(algos.get(args.algo).config_cls, stored.get("config", {}))
+    except (TypeError, ValueError, KeyError) as exc:
+        return f"its {CONFIG_FILE} is not a config of this version ({exc})"
     wanted = cli.build_config(args)
-    if "run.seed" in have:
-        wanted = replace_path(wanted, "run.seed", have["run.seed"])
-    if hasattr(wanted, "sized_to_budget"):
-        wanted = wanted.sized_to_budget()
-    want = _flat(json.loads(json.dumps(dataclasses.asdict(wanted), default=str)))
-    differ = [k for k in sorted(have) if have[k] != want.get(k)]
+    if "run.seed" in recorded:
+        wanted = replace_path(wanted, "run.seed", recorded["run.seed"])
+
+    def used(cfg: Any) -> dict[str, Any]:
+        sized = cfg.sized_to_budget() if hasattr(cfg, "sized_to_budget") else cfg
+        return _flat(json.loads(json.dumps(dataclasses.asdict(sized), default=str)))
+
+    have, want = used(kept), used(wanted)
+    differ = [k for k in sorted(recorded) if have.get(k) != want.get(k)]
     if not differ:
         return None
-    shown = ", ".join(f"{k}={have[k]!r} (asked {want.get(k)!r})" for k in differ[:4])
+    shown = ", ".join(f"{k}={have.get(k)!r} (asked {want.get(k)!r})" for k in differ[:4])
     return f"it holds another run: {shown}" + (" ..." if len(differ) > 4 else "")
 
 

@@ -945,6 +945,11 @@ def test_a_folder_holding_another_run_is_refused_not_skipped_or_resumed(tmp_path
 
     _stored(tmp_path / "run", "efficientzero", made(args(1000, 0)))
     assert runs.config_mismatch(tmp_path / "run", args(1000, 0)) is None
+    # a run made before replays were sized to the budget held more slots than it filled
+    unsized = cli.build_config(cli.parser().parse_args(args(500, 0)))
+    assert unsized.replay.capacity > 500
+    _stored(tmp_path / "early", "efficientzero", unsized)
+    assert runs.config_mismatch(tmp_path / "early", args(500, 0)) is None
     assert runs.config_mismatch(tmp_path / "new", args(1000, 0)) is None  # nothing there yet
     why = runs.config_mismatch(tmp_path / "run", args(2000, 0, "search.num_simulations=3"))
     assert why.startswith("it holds another run: ") and "run.env_steps=1000 (asked 2000)" in why
