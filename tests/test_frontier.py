@@ -142,3 +142,12 @@ def test_the_command_line_refuses_an_unknown_knob(capsys):
     with pytest.raises(SystemExit):
         dreaming.main(["--frontier", "--knobs", "simulations,budget"])
     assert "unknown knobs ['budget']" in capsys.readouterr().err
+
+
+def test_the_sweep_costs_what_its_docs_say():
+    """docs/dreaming.md and ``KNOBS``: the baseline and 11 points cost 16.4 preset runs."""
+    base = frontier.base_config("cartpole", frontier.STEPS, ())
+    points = frontier.plan(base, list(frontier.KNOBS))
+    cost = sum(frontier.run_compute(apply_overrides(base, list(p.overrides))) for p in points)
+    assert len(points) == 12  # the baseline and 11 points
+    assert cost / frontier.run_compute(base) == pytest.approx(16.4, abs=0.05)
