@@ -30,7 +30,6 @@ from pathlib import Path
 from benchmarks import aggregate, launchers, machine, published, runs
 from benchmarks.aggregate import game_result, group_name, run_name
 from dreamer.cli import parse_seeds
-from dreamer.shell.signals import terminate_as_interrupt
 
 
 def benchmark_jobs(
@@ -247,18 +246,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"launcher {launcher.name}"
     )
     print(machine.format_machine(machine.describe_machine()), flush=True)
-    with terminate_as_interrupt():  # SIGTERM stops the runs as Ctrl-C does: checkpointed
-        outcomes = run_benchmark(
-            games=games,
-            seeds=seeds,
-            steps=args.steps,
-            preset=args.preset,
-            out=args.out,
-            algo=args.algo,
-            overrides=args.overrides,
-            launcher=launcher,
-            seeds_per_process=args.seeds_per_process,
-        )
+    outcomes = run_benchmark(  # a stop reaches the runs: see runs.benchmark_main
+        games=games,
+        seeds=seeds,
+        steps=args.steps,
+        preset=args.preset,
+        out=args.out,
+        algo=args.algo,
+        overrides=args.overrides,
+        launcher=launcher,
+        seeds_per_process=args.seeds_per_process,
+    )
     failed = [o for o in outcomes if not o.finished]
     print(
         f"\n{len(outcomes) - len(failed)}/{len(outcomes)} runs finished "
@@ -276,4 +274,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(runs.benchmark_main(main))

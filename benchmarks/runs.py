@@ -32,6 +32,7 @@ import numpy as np
 from dreamer.loops.groups import GROUP_FILE, is_group, seed_folder
 from dreamer.shell.checkpoint import latest_checkpoint
 from dreamer.shell.runlog import CONFIG_FILE, EVAL_RETURN, METRICS_FILE, SUMMARY_FILE
+from dreamer.shell.signals import exit_code, terminate_as_interrupt
 
 
 class RunState(enum.Enum):
@@ -117,6 +118,29 @@ def stop_all() -> None:
             proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def benchmark_main(main: Callable[[], int]) -> int:
+    """Calls a benchmark's ``main`` so that a stop reaches the runs it launched.
+
+    Python ends a process on SIGTERM without running any handler, which would leave the
+    benchmark's runs (each in a session of its own) training with nobody waiting for them.
+    Here SIGTERM raises ``Interrupted`` as Ctrl-C raises ``KeyboardInterrupt``; either reaches
+    ``launch``'s wait, which stops its run with one SIGTERM (the run saves a checkpoint). The
+    exit code is then 128 + the signal's number, as a shell reports a process it killed.
+    """
+    try:
+        with terminate_as_interrupt():
+            return main()
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(
+            f"\nStopped by {signal.Signals(signum).name}; the runs it started saved their "
+            "checkpoints. Rerun the same command to continue them.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return exit_code(signum)
 
 
 def _wait(proc: subprocess.Popen, tee: BinaryIO | None = None) -> int:

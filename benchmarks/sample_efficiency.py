@@ -282,4 +282,4 @@ def _reach_summary(values: Sequence[float | None], threshold: float | None) -> d
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(runs.benchmark_main(main))

@@ -356,6 +356,21 @@ def main(argv: list[str] | None = None) -> int:
 def _interrupted(run_dir: Path | None, signum: int) -> str:
     """One line for a stop without a new checkpoint: what was kept and how to go on."""
     stopped = f"stopped by {signal_name(signum)}"
+    if run_dir is not None and groups.is_group(run_dir):
+        seeds = [f for f in sorted(run_dir.glob("seed*")) if (f / CONFIG_FILE).exists()]
+        latest = {f.name: latest_checkpoint(f) for f in seeds}
+        if not latest:
+            return f"{stopped}; no run was started."
+        if all(step is None for step in latest.values()):
+            return (
+                f"{stopped} before the group's first checkpoint; `{resume_command(run_dir)}` "
+                "starts it over."
+            )
+        kept = ", ".join(f"{name}: {step}" for name, step in latest.items() if step is not None)
+        return (
+            f"{stopped}; the seeds' checkpoints (env steps {kept}) in {run_dir} are kept. "
+            f"Continue with `{resume_command(run_dir)}`."
+        )
     if run_dir is None or not (run_dir / CONFIG_FILE).exists():
         return f"{stopped}; no run was started."
     latest = latest_checkpoint(run_dir)

@@ -2,11 +2,13 @@
 
 import json
 import shutil
+import signal
 
 import jax
 import numpy as np
 import pytest
 
+from dreamer import cli
 from dreamer.agents.efficientzero.config import apply_overrides
 from dreamer.loops import efficientzero as agent_module
 from dreamer.loops import groups, host
@@ -110,6 +112,28 @@ def test_an_interrupted_group_resumes_from_its_checkpoints(group, tmp_path):
             final_learner(cfg, copy / f"seed{seed}").params,
             final_learner(cfg, base / f"g/seed{seed}").params,
         )
+
+
+def test_a_group_stopped_before_its_first_checkpoint_starts_over_on_resume(group, tmp_path):
+    cfg, base, summaries, _, _ = group
+    said = cli._interrupted(base / "g", signal.SIGTERM)
+    assert "seed3: 120, seed4: 120" in said and "resume" in said
+    copy = tmp_path / "g"
+    shutil.copytree(base / "g", copy)
+    for seed in (3, 4):  # as if the process died before its first checkpoint
+        (copy / f"seed{seed}" / "summary.json").unlink()
+        shutil.rmtree(copy / f"seed{seed}" / "checkpoints")
+    assert "before the group's first checkpoint" in cli._interrupted(copy, signal.SIGTERM)
+    resumed = groups.resume_group(copy)
+    for before, after in zip(summaries, resumed, strict=True):
+        np.testing.assert_allclose(after["eval_curve"], before["eval_curve"])
+    assert len(losses(copy / "seed4")) == 4  # started over: no rows of the first start kept
+    # one seed with a checkpoint and one without cannot go on together
+    (copy / "seed3" / "summary.json").unlink()
+    shutil.rmtree(copy / "seed3" / "checkpoints")
+    (copy / "seed4" / "summary.json").unlink()
+    with pytest.raises(groups.ConfigError, match="stopped at different points"):
+        groups.resume_group(copy)
 
 
 def test_evaluations_in_training_are_capped_and_the_final_one_is_not(group):

@@ -143,6 +143,37 @@ def test_a_stopped_launch_sends_its_run_one_sigterm_and_waits_for_it(tmp_path):
     assert not runs._running
 
 
+def test_a_benchmark_stopped_by_sigterm_stops_its_run_first(tmp_path):
+    """Python ends a process on SIGTERM without a handler; a benchmark's ``main`` runs under
+    ``benchmark_main``, so the signal reaches the wait on its run, which stops the run."""
+    record = tmp_path / "signals"
+    child = (
+        "import signal, sys, time\n"
+        f"def term(*_):\n    open({str(record)!r}, 'a').write('TERM\\n'); sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        f"open({str(record)!r}, 'a').write('ready\\n')\n"
+        "time.sleep(60)\n"
+    )
+    bench = (
+        "import subprocess, sys\n"
+        "from benchmarks import runs\n"
+        "def main():\n"
+        f"    proc = subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True)\n"
+        "    return runs._wait(proc)\n"
+        "sys.exit(runs.benchmark_main(main))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", bench], stderr=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    deadline = time.monotonic() + 60
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Stopped by SIGTERM" in err
+    assert record.read_text() == "ready\nTERM\n"
+
+
 def test_resumable_run_requeues_itself_with_the_same_job(tmp_path):
     pytest.importorskip("submitit")
     j = job(tmp_path, "a")

@@ -72,7 +72,10 @@ def train_group(algo_name: str, cfg: Any, out: Path, seeds: Sequence[int]) -> li
 
 
 def resume_group(out: Path) -> list[dict[str, Any]]:
-    """Continue every unfinished seed of the group in ``out``; the summaries of all seeds."""
+    """Continue every unfinished seed of the group in ``out``; the summaries of all seeds.
+
+    Seeds trained together continue together from their checkpoints, or start over together
+    when none was written yet (as one run's ``resume`` starts it over)."""
     out = Path(out)
     record = json.loads((out / GROUP_FILE).read_text())
     seeds = record["seeds"]
@@ -89,12 +92,15 @@ def resume_group(out: Path) -> list[dict[str, Any]]:
     if record.get("fused") or record.get("together"):
         from dreamer.loops.efficientzero import train_seeds
 
-        if any(finished) or any(latest_checkpoint(f) is None for f in folders):
+        base = replace_path(configs[0], "run.seed", int(seeds[0]))
+        started = [latest_checkpoint(f) is not None for f in folders]
+        if not any(finished) and not any(started):  # stopped before the first checkpoint
+            return train_seeds(base, folders, seeds, resume=False)
+        if any(finished) or not all(started):
             raise ConfigError(
                 f"the seeds of {out} stopped at different points; resume each seed folder "
                 "on its own (`python -m dreamer resume DIR/seed<k>`)."
             )
-        base = replace_path(configs[0], "run.seed", int(seeds[0]))
         return train_seeds(base, folders, seeds, resume=True)
     summaries = []
     for cfg, folder, done in zip(configs, folders, finished, strict=True):
