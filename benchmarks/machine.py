@@ -8,13 +8,17 @@ import subprocess
 import sys
 from typing import Any
 
+from dreamer.shell.cpu_devices import usable_cores
+
 
 def describe_machine(*, with_jax: bool = True) -> dict[str, Any]:
-    """Platform, Python, CPU count and (if ``with_jax``) the JAX devices of this process."""
+    """Platform, Python, CPU count (and how many this process may use) and (if ``with_jax``)
+    the JAX devices of this process."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cores(),
         "python": sys.version.split()[0],
     }
     if with_jax:
@@ -45,7 +49,10 @@ def _jax_devices() -> dict[str, Any]:
 
 def format_machine(info: dict[str, Any]) -> str:
     """One line: ``Machine: Linux-... | x86_64 | 2 CPUs | Python 3.11 | jax 0.4 [cpu:0]``."""
-    parts = [info["platform"], info["processor"], f"{info['cpu_count']} CPUs"]
+    cpus = f"{info['cpu_count']} CPUs"
+    if info.get("usable_cpus", info["cpu_count"]) < info["cpu_count"]:
+        cpus = f"{info['usable_cpus']} of {cpus} (affinity)"
+    parts = [info["platform"], info["processor"], cpus]
     parts.append(f"Python {info['python']}")
     if "jax_devices" in info:
         parts.append(f"jax {info.get('jax', '?')} devices {', '.join(info['jax_devices'])}")

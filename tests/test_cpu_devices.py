@@ -76,3 +76,22 @@ def test_usable_cores_without_an_affinity_is_the_cpu_count(monkeypatch):
     assert cpu_devices.usable_cores() == 4
     monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one core
     assert cpu_devices.usable_cores() == 1
+
+
+def test_a_pinned_process_records_the_cores_it_may_use(monkeypatch):
+    """A run pinned to one core (``taskset -c 0``) records "1 of 8 cores", not the host's 8:
+    its wall-clock is that of one core."""
+    from benchmarks import machine
+    from dreamer.shell import runlog
+
+    monkeypatch.setattr(cpu_devices.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(cpu_devices, "usable_cores", lambda: 1)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 1)
+    assert runlog.device_description().endswith(", 1 of 8 cores)")
+    assert "| 1 of 8 CPUs (affinity) |" in machine.format_machine(
+        machine.describe_machine(with_jax=False)
+    )
+    monkeypatch.setattr(cpu_devices, "usable_cores", lambda: 8)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 8)
+    assert runlog.device_description().endswith(", 8 cores)")
+    assert "| 8 CPUs |" in machine.format_machine(machine.describe_machine(with_jax=False))

@@ -86,8 +86,12 @@ def device_description() -> str:
 
     dev = jax.devices()[0]
     kind = getattr(dev, "device_kind", dev.platform)
+    from dreamer.shell.cpu_devices import usable_cores
+
     cpu = platform.processor() or platform.machine()
-    return f"{dev.platform}:{kind} x{jax.device_count()} (host {cpu}, {os.cpu_count()} cores)"
+    total, usable = os.cpu_count() or 1, usable_cores()
+    cores = f"{total} cores" if usable >= total else f"{usable} of {total} cores"
+    return f"{dev.platform}:{kind} x{jax.device_count()} (host {cpu}, {cores})"
 
 
 class RunLog:
