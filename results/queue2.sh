@@ -1,6 +1,13 @@
 #!/bin/bash
-# Lane 2: the DeepSea half of the ablation (issue 18); its `full` group is the classic
-# suite's EfficientZero DeepSea group, copied there once finished.
+# Lane 2: the DeepSea half of the ablation (issue 18). Its `full` group is the classic suite's
+# EfficientZero DeepSea group (same preset, budget, env option and evaluation; a test checks
+# it), so once finished it is copied there and the suite skips it.
 cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
-$PY -m benchmarks.ablation --envs deep_sea --out results/ablation
+AB="$PY -m benchmarks.ablation --envs deep_sea --out results/ablation"
+$AB --variants full
+SUITE=results/classic/runs/envs.grids-make_deep_sea__efficientzero__20000
+if [ -f results/ablation/deep_sea/full/seed4/summary.json ] && [ ! -d "$SUITE" ]; then
+  mkdir -p results/classic/runs && cp -r results/ablation/deep_sea/full "$SUITE"
+fi
+$AB
