@@ -1,12 +1,18 @@
 #!/bin/bash
 # Lane 1: the classic suite (issue 18), baselines first, then EfficientZero env by env,
-# cheapest first. Every step skips finished runs and resumes interrupted ones.
+# cheapest first; the short README benchmarks (`make run`, catch) before the long envs, so a
+# session's end cuts as little as possible. Every step skips finished runs and resumes
+# interrupted ones.
 cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
 SE="$PY -m benchmarks.sample_efficiency --suite classic --out results/classic"
 $SE --algos dqn,ppo
-for env in CartPole-v1 envs.examples:make_corridor MountainCar-v0 envs.grids:make_minigrid \
-    LunarLander-v3 gymnax:Breakout-MinAtar; do
+for env in CartPole-v1 envs.examples:make_corridor; do
+  $SE --algos efficientzero --envs "$env"
+done
+$PY -m benchmarks.sample_efficiency --suite cartpole --out results/sample_efficiency/cartpole
+$PY -m benchmarks.sample_efficiency --suite catch --out results/catch
+for env in MountainCar-v0 envs.grids:make_minigrid LunarLander-v3 gymnax:Breakout-MinAtar; do
   $SE --algos efficientzero --envs "$env"
 done
 $SE --report-only
