@@ -12,6 +12,12 @@ for env in CartPole-v1 envs.examples:make_corridor; do
 done
 $PY -m benchmarks.sample_efficiency --suite cartpole --out results/sample_efficiency/cartpole
 $PY -m benchmarks.sample_efficiency --suite catch --out results/catch
+for preset in default cartpole; do  # README: 10 seeds of each preset at 5k (fused loop)
+  out=results/cartpole_$preset/after
+  [ "$preset" = cartpole ] && out=results/cartpole_preset/after
+  [ -f "$out/fused.json" ] || $PY -m benchmarks.seeds --preset $preset --paths fused \
+    --seeds 0-9 --set run.env_steps=5000 --out "$out"
+done
 for env in MountainCar-v0 envs.grids:make_minigrid LunarLander-v3 gymnax:Breakout-MinAtar; do
   $SE --algos efficientzero --envs "$env"
 done
