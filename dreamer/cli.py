@@ -357,8 +357,8 @@ def _interrupted(run_dir: Path | None, signum: int) -> str:
     """One line for a stop without a new checkpoint: what was kept and how to go on."""
     stopped = f"stopped by {signal_name(signum)}"
     if run_dir is not None and groups.is_group(run_dir):
-        seeds = [f for f in sorted(run_dir.glob("seed*")) if (f / CONFIG_FILE).exists()]
-        latest = {f.name: latest_checkpoint(f) for f in seeds}
+        started = [f for f in sorted(run_dir.glob("seed*")) if (f / CONFIG_FILE).exists()]
+        latest = {f.name: latest_checkpoint(f) for f in started}
         if not latest:
             return f"{stopped}; no run was started."
         if all(step is None for step in latest.values()):

@@ -85,13 +85,13 @@ def test_a_pinned_process_records_the_cores_it_may_use(monkeypatch):
     from dreamer.shell import runlog
 
     monkeypatch.setattr(cpu_devices.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(cpu_devices, "usable_cores", lambda: 1)
-    monkeypatch.setattr(machine, "usable_cores", lambda: 1)
+    for module in (runlog, machine):
+        monkeypatch.setattr(module, "usable_cores", lambda: 1)
     assert runlog.device_description().endswith(", 1 of 8 cores)")
     assert "| 1 of 8 CPUs (affinity) |" in machine.format_machine(
         machine.describe_machine(with_jax=False)
     )
-    monkeypatch.setattr(cpu_devices, "usable_cores", lambda: 8)
-    monkeypatch.setattr(machine, "usable_cores", lambda: 8)
+    for module in (runlog, machine):
+        monkeypatch.setattr(module, "usable_cores", lambda: 8)
     assert runlog.device_description().endswith(", 8 cores)")
     assert "| 8 CPUs |" in machine.format_machine(machine.describe_machine(with_jax=False))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamer.shell import tensorboard_events
+from dreamer.shell.cpu_devices import usable_cores
 
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
@@ -86,8 +87,6 @@ def device_description() -> str:
 
     dev = jax.devices()[0]
     kind = getattr(dev, "device_kind", dev.platform)
-    from dreamer.shell.cpu_devices import usable_cores
-
     cpu = platform.processor() or platform.machine()
     total, usable = os.cpu_count() or 1, usable_cores()
     cores = f"{total} cores" if usable >= total else f"{usable} of {total} cores"
