@@ -15,6 +15,8 @@ throughput in seed-env-steps per second, and the difference of the means with it
 bootstrap interval: an interval that holds 0 means no difference is detectable at this many
 seeds. Each path records the machine it ran on, so the two may come from different machines
 (for example the fused group on a GPU); throughput is only comparable on one machine.
+Rerun with the same ``--out``, a path whose record is kept is skipped and a stopped group
+is resumed.
 """
 
 from __future__ import annotations
@@ -37,29 +39,58 @@ PATHS = ("host", "fused")
 
 
 def run_path(path: str, args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
-    """Train the group of one path; its record (machine, wall-clock, summaries)."""
+    """Train the group of one path; its record (machine, wall-clock, summaries).
+
+    A path whose record is kept under ``OUT`` is skipped (it must hold the seeds, env, preset
+    and overrides asked for); a group stopped on the way is resumed from its checkpoints, and
+    its record then says so (its wall-clock counts only the resumed part)."""
+    from benchmarks import runs
     from dreamer.core.configtree import apply_overrides
     from dreamer.loops import groups
     from experiments import presets
 
     env = args.host_env if path == "host" else args.fused_env
+    record_file, group = Path(args.out) / f"{path}.json", Path(args.out) / path
+    asked = {"env": env, "preset": args.preset, "overrides": list(args.set)}
+    if record_file.exists():
+        kept = json.loads(record_file.read_text())
+        have = {key: kept.get(key) for key in asked}
+        kept_seeds = [s["seed"] for s in kept["summaries"]]
+        if have != asked or kept_seeds != list(seeds):
+            raise SystemExit(
+                f"{record_file} holds another run ({have}, seeds {kept_seeds}); give this "
+                "benchmark its own --out, or move that file and its folder away."
+            )
+        print(f"{path}: kept in {record_file}; skipped", flush=True)
+        return kept
     cfg = apply_overrides(presets.get("efficientzero", args.preset), [f"env.id={env}", *args.set])
     if path == "fused" and not groups.fused_possible("efficientzero", cfg):
         raise SystemExit(f"{env} is not a JAX-native env: the fused path needs one (gymnax:<id>)")
+    resumed = groups.is_group(group)
+    if resumed:
+        train = ["train", "--preset", args.preset, "--env", env, "--seeds", args.seeds]
+        for k in seeds:
+            runs.check_same_run(groups.seed_folder(group, k), [*train, *_sets(args.set)])
     start = time.perf_counter()
-    summaries = groups.train_group("efficientzero", cfg, Path(args.out) / path, seeds)
+    if resumed:
+        summaries = groups.resume_group(group)
+    else:
+        summaries = groups.train_group("efficientzero", cfg, group, seeds)
     wall = time.perf_counter() - start
     record = {
+        **asked,
         "path": path,
-        "env": env,
-        "preset": args.preset,
-        "overrides": list(args.set),
         "machine": describe_machine(),
         "wall_seconds": wall,
+        "resumed": resumed,
         "summaries": summaries,
     }
-    (Path(args.out) / f"{path}.json").write_text(json.dumps(record, indent=2) + "\n")
+    record_file.write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _sets(overrides: Sequence[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
 
 
 def final_returns(record: dict[str, Any]) -> np.ndarray:
@@ -92,7 +123,8 @@ def report(out: Path, threshold: float) -> str:
         solved = int(np.sum(returns >= threshold))
         lines.append(
             f"| {path} | {returns.size} | {ci.format(1)} | {solved}/{returns.size} | "
-            f"{rec['wall_seconds']:.0f} | {steps / rec['wall_seconds']:.0f} |"
+            f"{rec['wall_seconds']:.0f}{' (resumed part)' if rec.get('resumed') else ''} | "
+            f"{steps / rec['wall_seconds']:.0f} |"
         )
     lines += ["", "Per seed (final greedy return):", "", "| seed | " + " | ".join(records) + " |"]
     lines.append("|---:|" + "---:|" * len(records))

@@ -136,6 +136,36 @@ def test_a_group_stopped_before_its_first_checkpoint_starts_over_on_resume(group
         groups.resume_group(copy)
 
 
+def test_the_seeds_benchmark_resumes_a_stopped_group_then_skips_the_kept_path(
+    group, tmp_path, monkeypatch
+):
+    from benchmarks import seeds as bench
+
+    cfg, base, summaries, _, _ = group
+    out = tmp_path / "bench"
+    shutil.copytree(base / "g", out / "host")
+    for seed in (3, 4):  # stopped after the checkpoint at 60 steps
+        (out / "host" / f"seed{seed}" / "summary.json").unlink()
+        shutil.rmtree(out / "host" / f"seed{seed}" / "checkpoints" / "120")
+    sets = [arg for item in SMALL for arg in ("--set", item)]
+    argv = ["--paths", "host", "--preset", "debug", "--host-env", ENV, "--seeds", "3,4"]
+    argv += ["--out", str(out), *sets]
+    bench.main(argv)
+    record = json.loads((out / "host.json").read_text())
+    assert record["resumed"] and "(resumed part)" in (out / "report.md").read_text()
+    for before, after in zip(summaries, record["summaries"], strict=True):
+        assert after["final_eval_returns"] == pytest.approx(before["final_eval_returns"])
+
+    def trains(*_, **__):
+        raise AssertionError("a kept path was trained again")
+
+    monkeypatch.setattr(groups, "train_group", trains)
+    monkeypatch.setattr(groups, "resume_group", trains)
+    bench.main(argv)  # kept: skipped
+    with pytest.raises(SystemExit, match="holds another run"):
+        bench.main([*argv, "--set", "run.eval_episodes=3"])
+
+
 def test_evaluations_in_training_are_capped_and_the_final_one_is_not(group):
     *_, evaluations = group
     # seeds 3 and 4 together, then seed 4 alone: at 60 steps capped, at the end whole
