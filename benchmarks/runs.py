@@ -32,7 +32,7 @@ import numpy as np
 from dreamer.loops.groups import GROUP_FILE, is_group, seed_folder
 from dreamer.shell.checkpoint import latest_checkpoint
 from dreamer.shell.runlog import CONFIG_FILE, EVAL_RETURN, METRICS_FILE, SUMMARY_FILE
-from dreamer.shell.signals import exit_code, terminate_as_interrupt
+from dreamer.shell.signals import exit_code, signal_name, terminate_as_interrupt
 
 
 class RunState(enum.Enum):
@@ -135,7 +135,7 @@ def benchmark_main(main: Callable[[], int]) -> int:
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         print(
-            f"\nStopped by {signal.Signals(signum).name}; the runs it started saved their "
+            f"\nStopped by {signal_name(signum)}; the runs it started saved their "
             "checkpoints. Rerun the same command to continue them.",
             file=sys.stderr,
             flush=True,
