@@ -140,3 +140,41 @@ def test_saving_a_step_that_exists_keeps_it(tmp_path):
     ckpt.save(10, {"learner": {"w": np.zeros(3)}}, {"env_steps": -1})
     arrays, meta = ckpt.restore({"learner": {"w": np.zeros(3)}})
     assert meta["env_steps"] == 10 and arrays["learner"]["w"].tolist() == [10.0] * 3
+
+
+def test_carrying_checkpoints_tracks_the_newest_of_each_unfinished_run_only(tmp_path):
+    """`tools.carry_checkpoints` stages the newest checkpoint of a run without summary.json and
+    untracks what an earlier carry staged for a run that has since finished."""
+    import subprocess
+
+    from tools.carry_checkpoints import carry
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("results/**/checkpoints/\n")
+    running, finished = tmp_path / "results" / "running", tmp_path / "results" / "finished"
+    for run in (running, finished):
+        run.mkdir(parents=True)
+        (run / "config.json").write_text("{}")
+        ckpt = Checkpointer(run)
+        for step in (10, 20):
+            _save(ckpt, step)
+        ckpt.close()
+    assert carry(tmp_path / "results", repo=tmp_path, max_mb=100, dry_run=False) == 0
+    staged = git("ls-files", "results")
+    assert "results/running/checkpoints/20/" in staged
+    assert "results/finished/checkpoints/20/" in staged
+    assert "checkpoints/10/" not in staged
+
+    (finished / "summary.json").write_text("{}")
+    assert carry(tmp_path / "results", repo=tmp_path, max_mb=100, dry_run=False) == 0
+    staged = git("ls-files", "results")
+    assert "results/running/checkpoints/20/" in staged
+    assert "results/finished/checkpoints" not in staged
+    assert (finished / "checkpoints" / "20").is_dir()  # untracked, not deleted
+
+    assert carry(tmp_path / "results", repo=tmp_path, max_mb=0.0001, dry_run=False) == 1
