@@ -82,6 +82,8 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         "tests/test_fused.py::test_a_fused_run_gives_the_host_loops_data_and_updates",
     ),
     "dreamer/loops/algos.py": ("tests/test_loops.py",),
+    # a group's start, resume (together, start-over, one by one) and its record
+    "dreamer/loops/groups.py": ("tests/test_host_seeds.py",),
     "dreamer/agents/baselines/dqn/learning.py": ("tests/test_dqn.py",),
     "dreamer/agents/baselines/dqn/replay.py": ("tests/test_dqn.py",),
     "dreamer/agents/baselines/ppo/learning.py": ("tests/test_ppo.py",),
@@ -100,7 +102,7 @@ EXCLUDE_TESTS = ("tests/test_benchmarks.py::test_ale_ids_are_registered",)
 
 DEFAULT_SAMPLE = 20
 """Mutants per module in the default run (under an hour on 2 shared cores)."""
-SLOW_MODULES = ("dreamer/loops/fused_scan.py", "dreamer/loops/host.py")
+SLOW_MODULES = ("dreamer/loops/fused_scan.py", "dreamer/loops/host.py", "dreamer/loops/groups.py")
 """Modules whose tests are short training runs (a minute or more per mutant)."""
 DEFAULT_MODULES = tuple(m for m in COVERAGE if m not in SLOW_MODULES)
 """The default run; the loops' modules are run on request (``--modules``), one at a time."""
