@@ -167,12 +167,18 @@ def summarize(
     return rows
 
 
-def render(rows_by_env: dict[str, list[dict[str, Any]]], info: dict[str, Any]) -> str:
-    """The Markdown report: a table per env, then the verdict per mechanism."""
+def render(
+    rows_by_env: dict[str, list[dict[str, Any]]],
+    info: dict[str, Any],
+    records: Sequence[dict[str, Any]] = (),
+) -> str:
+    """The Markdown report: a table per env, then the verdict per mechanism; ``records`` are
+    the runs' (for the devices they trained on)."""
     lines = [
         f"# Ablation of the `{PRESET}` preset's robustness mechanisms",
         "",
-        f"- {machine.format_machine(info)}",
+        f"- runs trained on: {machine.run_devices(records)}",
+        f"- report written on: {machine.format_machine(info)}",
         f"- evaluation: {' '.join(EVALUATION)}, every tenth of the budget",
         "- final return: mean over seeds [95% bootstrap CI]; against full: the 95% bootstrap "
         "interval of the difference of the mean final returns (variant − full), better or "
@@ -252,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started, info = time.time(), machine.describe_machine()
     print(machine.format_machine(info), flush=True)
-    rows_by_env = {}
+    rows_by_env, records = {}, []
     for env_key in env_keys:
         by_variant = {}
         for variant in (v for v in VARIANTS if v.name in chosen):
@@ -264,10 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 folder, suite, specs, launch=not args.report_only
             )
         rows_by_env[env_key] = summarize(env_key, by_variant, reps=args.reps)
+        records += [r for found in by_variant.values() for r in found]
     if not any(rows_by_env.values()):
         print(f"No finished runs under {args.out}; nothing to report.")
         return 1
-    report = render(rows_by_env, info)
+    report = render(rows_by_env, info, records)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(report)
     runs.write_json(args.out / "ablation.json", {"machine": info, "rows": rows_by_env})

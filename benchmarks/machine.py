@@ -6,6 +6,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from dreamer.shell.cpu_devices import usable_cores
@@ -57,3 +59,10 @@ def format_machine(info: dict[str, Any]) -> str:
     if "jax_devices" in info:
         parts.append(f"jax {info.get('jax', '?')} devices {', '.join(info['jax_devices'])}")
     return "Machine: " + " | ".join(parts)
+
+
+def run_devices(records: Iterable[dict[str, Any]]) -> str:
+    """Where a report's runs trained, from their records' ``device`` lines, with a count each:
+    a report rebuilt elsewhere (``--report-only``) still names the runs' machine."""
+    counts = Counter(str(r.get("device") or "not recorded") for r in records)
+    return "; ".join(f"{device} ({n} run{'s' * (n != 1)})" for device, n in counts.most_common())

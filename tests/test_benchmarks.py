@@ -540,6 +540,7 @@ def test_sample_efficiency_suite_end_to_end(tmp_path, monkeypatch, capsys):
     assert (out / "curves__gymnax-CartPole-v1__2000.png").stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "never (0/3)" in report and "seeds: 0, 1, 2 (3 per algorithm and env)" in report
+    assert "- runs trained on: cpu:test (9 runs)" in report
     assert "| CartPole-v1 | efficientzero (cartpole) | 2000 | 3 | 510.0 [" in report
     assert "- **CartPole-v1, 2000 steps**: EfficientZero is **better than dqn** (mean " in report
     assert "![curves__gymnax-CartPole-v1__2000](curves__gymnax-CartPole-v1__2000.png)" in report
@@ -837,6 +838,9 @@ def test_ablation_runs_each_variant_as_a_group_and_gives_a_verdict_per_mechanism
     # the fake curves rise to their final return at the last evaluation, 1,000 steps
     assert "| 0/5 | never; never, never, never, never, never |" in report
     assert "| 5/5 | 1,000; 1,000, 1,000, 1,000, 1,000, 1,000 |" in report  # small supports
+    # the runs' machine, not only the one the report was written on (--report-only elsewhere)
+    assert "- runs trained on: cpu:test (25 runs)" in report
+    assert "- report written on: Machine: test" in report
 
     fake.calls.clear()  # finished groups are skipped; the report can be redone alone
     assert ablation.main(argv) == 0 and fake.calls == []
