@@ -1,8 +1,9 @@
 #!/bin/bash
 # Lane 1: the classic suite (issue 18), baselines first, then EfficientZero env by env,
 # cheapest first; the short README benchmarks (`make run`, catch) before the long envs, so a
-# session's end cuts as little as possible. Every step skips finished runs and resumes
-# interrupted ones.
+# session's end cuts as little as possible. Then issue 19's MinAtar dream table: the dream
+# ratios first, their compute-matched controls after. Every step skips finished runs and
+# resumes interrupted ones (carried across a stop by `python -m tools.carry_checkpoints`).
 cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
 SE="$PY -m benchmarks.sample_efficiency --suite classic --out results/classic"
@@ -22,3 +23,6 @@ for env in MountainCar-v0 envs.grids:make_minigrid LunarLander-v3 gymnax:Breakou
   $SE --algos efficientzero --envs "$env"
 done
 $SE --report-only
+DM="$PY -m benchmarks.dreaming --envs minatar-breakout --ratios 0,1,4 --out results/dream_minatar"
+$DM --no-controls
+$DM
