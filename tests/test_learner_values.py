@@ -373,3 +373,35 @@ def test_dynamics_gradient_scale_by_comparing_gradients_with_and_without_it():
     repr_0 = grads[0.0]["repr_mlp"]
     repr_1 = grads[1.0]["repr_mlp"]
     assert distance(repr_0, repr_1) > 1e-4
+
+
+def test_a_last_partial_refresh_chunk_refreshes_the_last_slot_too():
+    """Slots past the ring's end in the last chunk write nothing: the ring's last slot gets its
+    fresh value (they once wrote the old value back onto it, racing the fresh one)."""
+    cfg, net, replay, learner = build(
+        "replay.reanalyze_mode=cached", "replay.capacity=64", "replay.refresh_chunk=24"
+    )
+    state = learner.init(jax.random.PRNGKey(0), jnp.zeros((1, D)))
+    state = state.replace(target_params=perturbed(state.params, 2))
+    rstate = replay.init()
+    rng = np.random.default_rng(0)
+    for _ in range(replay.slots):
+        rstate = replay.add(
+            rstate,
+            rng.normal(size=(1, D)).astype(np.float32),
+            np.zeros(1, np.int32),
+            np.zeros(1),
+            np.zeros(1, bool),
+            np.zeros(1, bool),
+            np.full((1, A), 1 / A),
+            np.full(1, -7.0),  # the stale value every slot holds before the refresh
+        )
+    refresh = jax.jit(learner.refresh)
+    assert learner.num_chunks(replay.slots) == 3  # 24 + 24 + 16 slots, then 8 past the end
+    for chunk in range(3):
+        rstate = refresh(state, rstate, chunk)
+    tv = {"params": state.target_params}
+    obs = np.asarray(rstate.frames[0])
+    _, logits = net.apply(tv, net.apply(tv, obs, method="represent"), method="predict")
+    want = [scalar_py(row, cfg.model.value_support) for row in np.asarray(logits)]
+    np.testing.assert_allclose(np.asarray(rstate.values)[0], want, rtol=1e-4, atol=1e-4)

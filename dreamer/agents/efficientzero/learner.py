@@ -427,24 +427,18 @@ def make_learner(
 
     def refresh(state: LearnerState, replay_state: ReplayState, chunk: chex.Numeric):
         e = replay.num_envs
-        pos = chunk * chunk_slots + jnp.arange(chunk_slots)
-        valid = pos < replay.slots
-        pos = jnp.minimum(pos, replay.slots - 1)
+        pos = jnp.tile(chunk * chunk_slots + jnp.arange(chunk_slots), e)
         env = jnp.repeat(jnp.arange(e), chunk_slots)
-        pos, valid = jnp.tile(pos, e), jnp.tile(valid, e)
-        obs = shard(replay.observations(replay_state, env, pos))
+        # The last chunk may run past the ring's end: those rows search a real slot (any; the
+        # last) and write nowhere (an index past the end, which the scatter drops).
+        read = jnp.minimum(pos, replay.slots - 1)
+        obs = shard(replay.observations(replay_state, env, read))
         rng = jax.random.fold_in(state.rng, chunk)
         values, root_values, policy = target_outputs(state, obs, rng)
-        old_values = replay_state.values[env, pos]
-        old_root_values = replay_state.searched_values[env, pos]
-        old_policy = replay_state.reanalysed[env, pos]
-        values = jnp.where(valid, values, old_values)
-        root_values = jnp.where(valid, root_values, old_root_values)
-        policy = jnp.where(valid[:, None], policy, old_policy)
         return replay_state.replace(
-            values=replay_state.values.at[env, pos].set(values),
-            searched_values=replay_state.searched_values.at[env, pos].set(root_values),
-            reanalysed=replay_state.reanalysed.at[env, pos].set(policy),
+            values=replay_state.values.at[env, pos].set(values, mode="drop"),
+            searched_values=replay_state.searched_values.at[env, pos].set(root_values, mode="drop"),
+            reanalysed=replay_state.reanalysed.at[env, pos].set(policy, mode="drop"),
         )
 
     def add_step(
