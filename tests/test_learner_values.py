@@ -251,16 +251,12 @@ def test_targets_come_from_the_target_network_as_hand_computed(loss_mode):
     assert np.abs(np.asarray(target_moved["values"] - got["values"])).max() > 1e-3
 
 
-def test_cached_target_values_come_from_the_target_network():
-    """The refresh of the target cache evaluates the *target* network on stored states."""
-    cfg, net, replay, learner = build("replay.reanalyze_mode=cached")
-    state = learner.init(jax.random.PRNGKey(0), jnp.zeros((1, D)))
-    state = state.replace(
-        params=perturbed(state.params, 1), target_params=perturbed(state.params, 2)
-    )
+def filled(replay, steps, value=0.0):
+    """A one-env replay holding ``steps`` random observations, each with target value
+    ``value`` in its cache."""
     rstate = replay.init()
     rng = np.random.default_rng(0)
-    for _ in range(12):
+    for _ in range(steps):
         rstate = replay.add(
             rstate,
             rng.normal(size=(1, D)).astype(np.float32),
@@ -269,8 +265,19 @@ def test_cached_target_values_come_from_the_target_network():
             np.zeros(1, bool),
             np.zeros(1, bool),
             np.full((1, A), 1 / A),
-            np.zeros(1),
+            np.full(1, value),
         )
+    return rstate
+
+
+def test_cached_target_values_come_from_the_target_network():
+    """The refresh of the target cache evaluates the *target* network on stored states."""
+    cfg, net, replay, learner = build("replay.reanalyze_mode=cached")
+    state = learner.init(jax.random.PRNGKey(0), jnp.zeros((1, D)))
+    state = state.replace(
+        params=perturbed(state.params, 1), target_params=perturbed(state.params, 2)
+    )
+    rstate = filled(replay, 12)
     refresh = jax.jit(learner.refresh)
     fresh = refresh(state, rstate, 0)
     obs = np.asarray(rstate.frames[0, :12])
@@ -383,19 +390,7 @@ def test_a_last_partial_refresh_chunk_refreshes_the_last_slot_too():
     )
     state = learner.init(jax.random.PRNGKey(0), jnp.zeros((1, D)))
     state = state.replace(target_params=perturbed(state.params, 2))
-    rstate = replay.init()
-    rng = np.random.default_rng(0)
-    for _ in range(replay.slots):
-        rstate = replay.add(
-            rstate,
-            rng.normal(size=(1, D)).astype(np.float32),
-            np.zeros(1, np.int32),
-            np.zeros(1),
-            np.zeros(1, bool),
-            np.zeros(1, bool),
-            np.full((1, A), 1 / A),
-            np.full(1, -7.0),  # the stale value every slot holds before the refresh
-        )
+    rstate = filled(replay, replay.slots, value=-7.0)  # stale until refreshed
     refresh = jax.jit(learner.refresh)
     assert learner.num_chunks(replay.slots) == 3  # 24 + 24 + 16 slots, then 8 past the end
     for chunk in range(3):
