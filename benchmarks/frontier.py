@@ -288,9 +288,23 @@ def report(out: Path, env_key: str) -> str:
         for p in curve:
             lines.append(row(knob, p))
         xs = [p["per_step"] for p in curve]
-        ys = [p["median"] if math.isfinite(p["median"]) else base["steps"] * 1.05 for p in curve]
+        never = base["steps"] * 1.05  # where "never stays" is drawn, above the budget
+        ys, lows, highs = (
+            [min(v, never) for v in vals]
+            for vals in zip(*[(p["median"], *p["interval"]) for p in curve], strict=True)
+        )
         color = COLORS[i % len(COLORS)]
-        ax.plot(xs, ys, "-o", color=color, label=knob, markersize=4)
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[np.subtract(ys, lows), np.subtract(highs, ys)],
+            fmt="-o",
+            color=color,
+            label=knob,
+            markersize=4,
+            capsize=2,
+            lw=1,
+        )
         if max(xs) < SPAN * min(xs):  # the points differ in real steps, hardly in compute
             flat.append(f"{knob} ({min(xs):,.0f} to {max(xs):,.0f})")
             continue
@@ -305,8 +319,15 @@ def report(out: Path, env_key: str) -> str:
     ax.set_xscale("log")
     ax.set_xlabel("compute per real step (model evaluations)")
     ax.set_ylabel(f"median real steps to stay ≥ {threshold:g}")
-    ax.set_title(f"{env}: each knob alone (dotted: fits)")
+    ax.set_title(f"{env}: each knob alone; bars: 95% CI over seeds; dotted: fits", fontsize=9)
     ax.axhline(base["steps"], color="grey", lw=0.5)
+    ax.text(ax.get_xlim()[0], base["steps"] * 1.07, " never stays (drawn above the budget)",
+            fontsize=7, color="grey")  # fmt: skip
+    ax.plot([base["per_step"]], [min(base["median"], base["steps"] * 1.05)], "k*",
+            markersize=10, label=f"preset `{preset}`", zorder=5)  # fmt: skip
+    if math.isfinite(base["median"]):
+        ax.axhline((1.0 - GOAL) * base["median"], color="black", lw=0.8, ls="--",
+                   label=f"goal: {GOAL:.0%} fewer real steps than the preset")  # fmt: skip
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     _save(fig, out / "frontier.png")
