@@ -246,3 +246,23 @@ def test_skipped_updates_are_counted_warned_of_once_and_stop_the_run_as_a_majori
     stop = "seed 4: loss or gradient became NaN/inf in 3 of the 4 updates before env step 80 "
     with pytest.raises(NonFiniteLossError, match=stop + ".*the checkpoint at env step 40 is kept"):
         pop([4.0, 1.0])
+
+
+def test_a_groups_table_is_markdown_with_a_dash_for_a_missing_return(capsys, tmp_path):
+    """The table `train --seeds` prints at the end: one row per seed; a run stopped before
+    its final evaluation shows "-", not a number."""
+    summaries = [
+        {"seed": 0, "final_eval_return": 1.0, "best_eval_return": 1.25, "env_steps": 120,
+         "wall_seconds": 9.6},
+        {"seed": 1, "final_eval_return": None, "best_eval_return": 0.5, "env_steps": 60,
+         "wall_seconds": 4.0},
+    ]  # fmt: skip
+    groups.print_group(tmp_path, summaries)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == [
+        f"group folder: {tmp_path}",
+        "| seed | final eval return | best eval return | env steps | wall s |",
+        "|---:|---:|---:|---:|---:|",
+        "| 0 | 1.00 | 1.25 | 120 | 10 |",
+        "| 1 | - | 0.50 | 60 | 4 |",
+    ]
