@@ -279,6 +279,7 @@ def report(out: Path, env_key: str) -> str:
     ax = fig.add_subplot()
     fits: dict[str, dict[str, float]] = {}
     flat: list[str] = []
+    never = base["steps"] * 1.05  # where "never stays" is drawn, above the budget
     for i, knob in enumerate(KNOBS):
         mine = [p for p in points.values() if p["knob"] == knob]
         if not mine:
@@ -288,7 +289,6 @@ def report(out: Path, env_key: str) -> str:
         for p in curve:
             lines.append(row(knob, p))
         xs = [p["per_step"] for p in curve]
-        never = base["steps"] * 1.05  # where "never stays" is drawn, above the budget
         ys, lows, highs = (
             [min(v, never) for v in vals]
             for vals in zip(*[(p["median"], *p["interval"]) for p in curve], strict=True)
@@ -323,7 +323,7 @@ def report(out: Path, env_key: str) -> str:
     ax.axhline(base["steps"], color="grey", lw=0.5)
     ax.text(ax.get_xlim()[0], base["steps"] * 1.07, " never stays (drawn above the budget)",
             fontsize=7, color="grey")  # fmt: skip
-    ax.plot([base["per_step"]], [min(base["median"], base["steps"] * 1.05)], "k*",
+    ax.plot([base["per_step"]], [min(base["median"], never)], "k*",
             markersize=10, label=f"preset `{preset}`", zorder=5)  # fmt: skip
     if math.isfinite(base["median"]):
         ax.axhline((1.0 - GOAL) * base["median"], color="black", lw=0.8, ls="--",
