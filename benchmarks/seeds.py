@@ -68,9 +68,17 @@ def run_path(path: str, args: argparse.Namespace, seeds: list[int]) -> dict[str,
         raise SystemExit(f"{env} is not a JAX-native env: the fused path needs one (gymnax:<id>)")
     resumed = groups.is_group(group)
     if resumed:
-        train = ["train", "--preset", args.preset, "--env", env, "--seeds", args.seeds]
+        train = runs.train_args(
+            algo="efficientzero",
+            preset=args.preset,
+            env_id=env,
+            seed=seeds,
+            steps=cfg.run.env_steps,
+            out=group,
+            overrides=args.set,
+        )
         for k in seeds:
-            runs.check_same_run(groups.seed_folder(group, k), [*train, *_sets(args.set)])
+            runs.check_same_run(groups.seed_folder(group, k), train)
     start = time.perf_counter()
     if resumed:
         summaries = groups.resume_group(group)
@@ -87,10 +95,6 @@ def run_path(path: str, args: argparse.Namespace, seeds: list[int]) -> dict[str,
     }
     record_file.write_text(json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _sets(overrides: Sequence[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("--set", item)]
 
 
 def final_returns(record: dict[str, Any]) -> np.ndarray:

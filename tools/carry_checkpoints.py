@@ -46,6 +46,12 @@ def _git(*args: str, cwd: Path) -> str:
     ).stdout
 
 
+def _step_folder(path: str, marker: str) -> str:
+    """``run/checkpoints/<step>`` of a file path inside a checkpoint."""
+    run, _, inside = path.partition(marker)
+    return run + marker + inside.split("/")[0]
+
+
 def _size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
 
@@ -66,15 +72,8 @@ def carry(root: Path, *, repo: Path, max_mb: float, dry_run: bool) -> int:
         return 1
     keep = {c.relative_to(repo).as_posix() for c in carried}
     tracked = _git("ls-files", "--", str(root.relative_to(repo)), cwd=repo).splitlines()
-    stale = sorted(
-        {
-            path.split(f"/{CHECKPOINT_DIR}/")[0] + f"/{CHECKPOINT_DIR}/" + step
-            for path in tracked
-            if f"/{CHECKPOINT_DIR}/" in path
-            for step in [path.split(f"/{CHECKPOINT_DIR}/")[1].split("/")[0]]
-        }
-        - keep
-    )
+    marker = f"/{CHECKPOINT_DIR}/"
+    stale = sorted({_step_folder(path, marker) for path in tracked if marker in path} - keep)
     for folder in stale:
         print(f"untrack {folder}")
     if dry_run:
