@@ -42,7 +42,16 @@ from dreamer.shell.evaluation import Video, evaluate_policy, make_vector_env
 from dreamer.shell.runbook import RunBook, crossed, evaluation_seed
 from dreamer.shell.signals import RunStopped
 
-__all__ = ["HostLoop", "RunAxis", "evaluate", "open_book", "probe_spaces", "train", "train_seeds"]
+__all__ = [
+    "HostLoop",
+    "RunAxis",
+    "evaluate",
+    "open_book",
+    "probe_spaces",
+    "restore_newest",
+    "train",
+    "train_seeds",
+]
 
 
 @jax.jit
@@ -409,15 +418,21 @@ class HostLoop:
         ]
 
 
-def evaluate(
-    cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
-) -> list[float]:
-    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
+def restore_newest(cfg: Config, run_dir: str | Path) -> tuple[Parts, Any, int]:
+    """The agent of ``cfg``, the network variables of the newest checkpoint in ``run_dir``
+    and the env step it was saved at."""
     agent = Parts(cfg, probe_spaces(cfg))
     ckpt = Checkpointer(run_dir, keep=cfg.run.keep_checkpoints)
     arrays, meta = ckpt.restore({"learner": agent.new_learner()})
     ckpt.close()
-    steps = int(meta["env_steps"])
-    policy = greedy_policy(agent.act, arrays["learner"].variables, jax.random.PRNGKey(steps))
+    return agent, arrays["learner"].variables, int(meta["env_steps"])
+
+
+def evaluate(
+    cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
+) -> list[float]:
+    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
+    agent, variables, steps = restore_newest(cfg, run_dir)
+    policy = greedy_policy(agent.act, variables, jax.random.PRNGKey(steps))
     seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)

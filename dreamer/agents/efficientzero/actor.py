@@ -37,14 +37,26 @@ def make_actor(cfg: Config, net: Any) -> Callable[..., SearchOutput]:
     return jax.jit(act)
 
 
-def greedy_policy(
-    act: Callable[..., SearchOutput], variables: Any, rng: chex.PRNGKey
+def search_policy(
+    act: Callable[..., SearchOutput],
+    variables: Any,
+    rng: chex.PRNGKey,
+    *,
+    temperature: float,
+    noise: float,
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs -> actions`` for evaluation: greedy search (temperature 0, no noise)."""
+    """``obs -> actions`` by the search at a fixed ``temperature`` and ``noise``."""
     state = {"rng": rng}
 
     def policy(obs: np.ndarray) -> np.ndarray:
         state["rng"], sub = jax.random.split(state["rng"])
-        return np.asarray(act(variables, sub, obs, 0.0, 0.0).action)
+        return np.asarray(act(variables, sub, obs, temperature, noise).action)
 
     return policy
+
+
+def greedy_policy(
+    act: Callable[..., SearchOutput], variables: Any, rng: chex.PRNGKey
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs -> actions`` for evaluation: greedy search (temperature 0, no noise)."""
+    return search_policy(act, variables, rng, temperature=0.0, noise=0.0)

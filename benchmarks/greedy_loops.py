@@ -1,0 +1,137 @@
+"""Greedy against acting: does a run's greedy policy lose what its acting policy finds?
+
+    python -m benchmarks.greedy_loops RUN_DIR [--episodes 8]
+
+Every evaluation of an EfficientZero run plays the greedy search (temperature 0, no noise);
+training acts with the search's exploration noise. Where a run's training episodes reach a
+reward its evaluations never show, this plays the newest checkpoint of ``RUN_DIR`` both ways
+on the same evaluation seeds and reports, per way, the returns, how often each action was
+taken, and the share of an episode's steps spent on its most frequent observation. In a
+deterministic env a greedy policy that meets an observation again takes the same action
+again: a share near 1 is a policy caught in a loop (an action that changes nothing, or a
+cycle of turns), which the acting noise leaves.
+
+The acting way is training's at the end of its schedule (``search.temperatures``' last entry,
+noise 1). EfficientZero runs of host-loop envs only (a JAX-native env's evaluation runs
+inside the fused loop). Prints a table; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from benchmarks.machine import describe_machine, format_machine
+
+
+@dataclasses.dataclass(frozen=True)
+class Episode:
+    episode_return: float
+    length: int
+    most_repeated: int
+    """Steps at which the most frequent observation of the episode was the one acted on."""
+    actions: Counter
+
+    @property
+    def repeat_share(self) -> float:
+        return self.most_repeated / self.length
+
+
+def most_repeated(observations: Iterable[np.ndarray]) -> int:
+    """How many of ``observations`` equal the most frequent one (0 for none)."""
+    counts = Counter(np.ascontiguousarray(o).tobytes() for o in observations)
+    return max(counts.values(), default=0)
+
+
+def play(
+    env: Any, policy: Callable[[np.ndarray], np.ndarray], *, episodes: int, seed: int
+) -> list[Episode]:
+    """``episodes`` episodes of ``policy`` (``obs[1, ...] -> actions[1]``) on one env of the
+    env config ``env``, one after another from ``seed``."""
+    from dreamer.shell.evaluation import make_vector_env
+
+    venv = make_vector_env(env, num_envs=1, seed=seed, mode="eval")
+    played: list[Episode] = []
+    try:
+        obs, _ = venv.reset(seed=seed)
+        seen, actions, total = [], Counter(), 0.0
+        while len(played) < episodes:
+            seen.append(obs[0].copy())
+            action = policy(obs)
+            actions[int(action[0])] += 1
+            obs, reward, terminated, truncated, _ = venv.step(action)
+            total += float(reward[0])
+            if terminated[0] or truncated[0]:  # SAME_STEP autoreset: obs starts the next one
+                played.append(Episode(total, len(seen), most_repeated(seen), actions))
+                seen, actions, total = [], Counter(), 0.0
+    finally:
+        venv.close()
+    return played
+
+
+def summary_row(way: str, played: Sequence[Episode]) -> str:
+    returns = [e.episode_return for e in played]
+    actions = sum((e.actions for e in played), Counter())
+    taken = sum(actions.values())
+    spread = ", ".join(f"{a}: {actions[a] / taken:.0%}" for a in sorted(actions))
+    shares = ", ".join(f"{e.repeat_share:.2f}" for e in played)
+    return (
+        f"| {way} | {np.mean(returns):.3f} | {sum(r > 0 for r in returns)}/{len(returns)} "
+        f"| {np.median([e.length for e in played]):.0f} | {shares} | {spread} |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--episodes", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    from dreamer.agents.efficientzero.actor import search_policy
+    from dreamer.agents.efficientzero.search import temperature_at
+    from dreamer.cli import load_run
+    from dreamer.core.configtree import ConfigError
+    from dreamer.loops.efficientzero import is_jax_native
+    from dreamer.loops.host import restore_newest
+    from dreamer.shell.runbook import evaluation_seed
+
+    algo, cfg = load_run(args.run_dir)
+    if algo.name != "efficientzero" or is_jax_native(cfg):
+        raise ConfigError(
+            f"{args.run_dir} is a {algo.name} run on {cfg.env.id}: this compares the search's "
+            "greedy and acting policies of an EfficientZero run on a host-loop env."
+        )
+    agent, variables, steps = restore_newest(cfg, args.run_dir)
+    seed = evaluation_seed(cfg.run.seed, steps)
+    ways = {
+        "greedy (evaluation: temperature 0, noise 0)": (0.0, 0.0),
+        f"acting (training's end: temperature {temperature_at(cfg.search, 1.0):g}, noise 1)": (
+            temperature_at(cfg.search, 1.0),
+            1.0,
+        ),
+    }
+    print(f"{args.run_dir}: newest checkpoint at env step {steps}, {cfg.env.id}")
+    print(format_machine(describe_machine()))
+    print()
+    print(
+        "| policy | mean return | episodes > 0 | median length "
+        "| share of steps on the most frequent observation, per episode | actions taken |"
+    )
+    print("|---|---:|---:|---:|---|---|")
+    for way, (temperature, noise) in ways.items():
+        policy = search_policy(
+            agent.act, variables, jax.random.PRNGKey(steps), temperature=temperature, noise=noise
+        )
+        print(summary_row(way, play(cfg.env, policy, episodes=args.episodes, seed=seed)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
