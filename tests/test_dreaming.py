@@ -372,3 +372,44 @@ def test_weights_sweep_names_each_pair_and_keeps_one_control_per_ratio(tmp_path)
     assert kept_fraction(tmp_path) == pytest.approx((0.6 + 0.9) / 2)
     (run / "metrics.csv").write_text("env_steps,losses/total\n100,1\n")
     assert kept_fraction(tmp_path) is None
+
+
+def test_the_dream_loss_adds_its_sum_over_rollouts_divided_by_the_batch_size(plain):
+    _, batch, _, late, base = plain
+    cfg, _, learner, _, _ = build(*OVERRIDES, "dream.ratio=3", "dream.horizon=2")
+    _, metrics = jax.jit(learner.update)(late, batch)
+    n, b = dream_starts(cfg), batch.frames.shape[0]
+    assert n != b  # a sum taken as a mean, or times B, would show
+    added = cfg.dream.policy_weight * float(metrics["losses/dream_policy"]) * n / b
+    total = float(metrics["losses/total"]) - float(base["losses/total"])
+    np.testing.assert_allclose(total, added, rtol=1e-4)
+
+
+def test_dreams_start_at_each_batch_row_in_turn_then_at_the_next_window_position(plain):
+    """The update's dream loss equals one computed apart from it, from the start observations
+    the rule names (row i % B at unroll position i // B) and the update's own random key."""
+    _, batch, _, late, _ = plain
+    # Every parameter moved: the zero-initialised policy head would give every state one loss.
+    leaves, treedef = jax.tree.flatten(late.params)
+    keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
+    moved = [x + 0.3 * jax.random.normal(key, x.shape) for key, x in zip(keys, leaves, strict=True)]
+    late = late.replace(params=jax.tree.unflatten(treedef, moved))
+    cfg, _, learner, _, _ = build(*OVERRIDES, "dream.ratio=3", "dream.horizon=2")
+    _, metrics = jax.jit(learner.update)(late, batch)
+    n, b, k = dream_starts(cfg), batch.frames.shape[0], cfg.replay.unroll_steps
+    assert b < n <= b * (k + 1) and batch.frames.shape[1] != b
+    i = np.arange(n)
+    obs = batch.frames[i % b, i // b]  # one-frame observations: the frame is the observation
+    net = make_network(cfg.model, (4,), 2)
+    dreaming = make_dreaming(cfg, net)
+    _, target_rng, _ = jax.random.split(late.rng, 3)
+    tgt = dreaming.imagine(late.target_variables, jax.random.fold_in(target_rng, 1), obs)
+    variables = {"params": late.params, "batch_stats": late.batch_stats}
+
+    def apply(method, *args):
+        return net.apply(variables, *args, train=True, method=method, mutable=["batch_stats"])[0]
+
+    _, expected = dreaming.loss(apply, variables, obs, tgt)
+    np.testing.assert_allclose(
+        metrics["losses/dream_policy"], expected["losses/dream_policy"], rtol=1e-4
+    )

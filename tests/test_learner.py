@@ -202,3 +202,23 @@ def test_atari100k_update_count_and_schedule_follow_the_official_code():
     assert float(lr(1_000)) == pytest.approx(0.2) and float(lr(100_999)) == pytest.approx(0.2)
     assert float(lr(101_000)) == pytest.approx(0.02)
     assert float(lr(119_999)) == pytest.approx(0.02)
+
+
+def test_init_keeps_the_batch_norm_statistics_of_the_network_for_online_and_target():
+    cfg = apply_overrides(debug(), ["model.norm=batch"])
+    net = make_network(cfg.model, (4,), 2)
+    replay = Replay(
+        cfg.replay,
+        num_envs=1,
+        frame_shape=(4,),
+        frame_dtype=np.float32,
+        num_actions=2,
+        frame_stack=1,
+    )
+    obs = jnp.ones((1, 4))
+    state = make_learner(cfg, net, replay).init(jax.random.PRNGKey(0), obs)
+    init_rng, _ = jax.random.split(jax.random.PRNGKey(0))
+    expected = net.init(init_rng, obs, jnp.zeros(1, jnp.int32))["batch_stats"]
+    assert jax.tree.leaves(expected)  # BatchNorm layers keep running statistics
+    for stats in (state.batch_stats, state.target_batch_stats):
+        jax.tree.map(np.testing.assert_array_equal, stats, expected)

@@ -6,6 +6,8 @@ data are computed by hand; the real network's cached and per-batch targets are c
 each other (noise off).
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -385,3 +387,24 @@ def test_cached_compute_counts_refresh_searches_without_reanalysis(value_target,
     assert refreshed > 0
     new_steps = 200  # each new step's value by the target network
     assert compute.spent(cfg, 200, 30, 16)["reanalysis"] == refreshed * per_state + new_steps
+
+
+@pytest.mark.parametrize(
+    "value_target, missing, message",
+    [
+        ("search", "searched_values", "search value targets need the batch's searched_values"),
+        ("mixed", "age", "mixed value targets need the batch's age"),
+    ],
+)
+def test_a_hand_made_batch_without_a_field_its_value_target_reads_names_it(
+    value_target, missing, message
+):
+    # Cached: the root values come from the batch (per batch, the update searches them).
+    cfg, replay, learner = hand_learner(
+        "replay.reanalyze_mode=cached", f"replay.value_target={value_target}"
+    )
+    state = hand_state(0)
+    rstate = hand_replay(replay, learner, state)
+    batch, _ = replay.sample(rstate, jax.random.PRNGKey(1), beta=1.0)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        learner.targets(state, batch.replace(**{missing: None}), jax.random.PRNGKey(2))
