@@ -205,20 +205,10 @@ def test_atari100k_update_count_and_schedule_follow_the_official_code():
 
 
 def test_init_keeps_the_batch_norm_statistics_of_the_network_for_online_and_target():
-    cfg = apply_overrides(debug(), ["model.norm=batch"])
+    cfg, _, _, state, _ = build("model.norm=batch")
+    init_rng, _ = jax.random.split(jax.random.PRNGKey(0))  # build's init key, as init splits it
     net = make_network(cfg.model, (4,), 2)
-    replay = Replay(
-        cfg.replay,
-        num_envs=1,
-        frame_shape=(4,),
-        frame_dtype=np.float32,
-        num_actions=2,
-        frame_stack=1,
-    )
-    obs = jnp.ones((1, 4))
-    state = make_learner(cfg, net, replay).init(jax.random.PRNGKey(0), obs)
-    init_rng, _ = jax.random.split(jax.random.PRNGKey(0))
-    expected = net.init(init_rng, obs, jnp.zeros(1, jnp.int32))["batch_stats"]
+    expected = net.init(init_rng, jnp.zeros((1, 4)), jnp.zeros(1, jnp.int32))["batch_stats"]
     assert jax.tree.leaves(expected)  # BatchNorm layers keep running statistics
     for stats in (state.batch_stats, state.target_batch_stats):
         jax.tree.map(np.testing.assert_array_equal, stats, expected)
