@@ -110,12 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     agent, variables, steps = restore_newest(cfg, args.run_dir)
     seed = evaluation_seed(cfg.run.seed, steps)
+    end = temperature_at(cfg.search, 1.0)
     ways = {
         "greedy (evaluation: temperature 0, noise 0)": (0.0, 0.0),
-        f"acting (training's end: temperature {temperature_at(cfg.search, 1.0):g}, noise 1)": (
-            temperature_at(cfg.search, 1.0),
-            1.0,
-        ),
+        f"acting (training's end: temperature {end:g}, noise 1)": (end, 1.0),
     }
     print(f"{args.run_dir}: newest checkpoint at env step {steps}, {cfg.env.id}")
     print(format_machine(describe_machine()))

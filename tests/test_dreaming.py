@@ -14,6 +14,7 @@ from dreamer.agents.efficientzero.dreaming import dream_starts, make_dreaming
 from dreamer.agents.efficientzero.networks import make_network
 from experiments.efficientzero import debug
 from tests.test_learner import OVERRIDES, build
+from tests.test_learner_values import perturbed
 
 
 class ToyNet:
@@ -390,10 +391,7 @@ def test_dreams_start_at_each_batch_row_in_turn_then_at_the_next_window_position
     the rule names (row i % B at unroll position i // B) and the update's own random key."""
     _, batch, _, late, _ = plain
     # Every parameter moved: the zero-initialised policy head would give every state one loss.
-    leaves, treedef = jax.tree.flatten(late.params)
-    keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
-    moved = [x + 0.3 * jax.random.normal(key, x.shape) for key, x in zip(keys, leaves, strict=True)]
-    late = late.replace(params=jax.tree.unflatten(treedef, moved))
+    late = late.replace(params=perturbed(late.params, 5))
     cfg, _, learner, _, _ = build(*OVERRIDES, "dream.ratio=3", "dream.horizon=2")
     _, metrics = jax.jit(learner.update)(late, batch)
     n, b, k = dream_starts(cfg), batch.frames.shape[0], cfg.replay.unroll_steps

@@ -17,6 +17,17 @@ from dreamer.core.config import EnvConfig
 CORRIDOR = EnvConfig(id="envs.examples:make_corridor", num_envs=1, num_eval_envs=1)
 
 
+def recording(calls: list):
+    """A stand-in for the jitted search: records (variables, key, obs shape, temperature,
+    noise) of each call and picks action 0."""
+
+    def act(variables, rng, obs, temperature, noise):
+        calls.append((variables, np.asarray(rng).tolist(), obs.shape, temperature, noise))
+        return SimpleNamespace(action=np.zeros(len(obs), np.int32))
+
+    return act
+
+
 def constant(action: int):
     return lambda obs: np.full(len(obs), action)
 
@@ -60,12 +71,9 @@ def test_search_policy_searches_at_its_temperature_and_noise_with_a_fresh_key_ea
     temperature, noise
 ):
     calls = []
-
-    def act(variables, rng, obs, t, n):
-        calls.append((variables, np.asarray(rng).tolist(), obs.shape, t, n))
-        return SimpleNamespace(action=np.zeros(len(obs), np.int32))
-
-    policy = search_policy(act, "vars", jax.random.PRNGKey(0), temperature=temperature, noise=noise)
+    policy = search_policy(
+        recording(calls), "vars", jax.random.PRNGKey(0), temperature=temperature, noise=noise
+    )
     policy(np.zeros((1, 3)))
     policy(np.zeros((1, 3)))
     assert [c[3:] for c in calls] == [(temperature, noise)] * 2
@@ -73,11 +81,6 @@ def test_search_policy_searches_at_its_temperature_and_noise_with_a_fresh_key_ea
 
 
 def test_greedy_policy_is_the_search_at_temperature_0_without_noise():
-    seen = []
-
-    def act(variables, rng, obs, t, n):
-        seen.append((t, n))
-        return SimpleNamespace(action=np.zeros(len(obs), np.int32))
-
-    greedy_policy(act, None, jax.random.PRNGKey(1))(np.zeros((2, 3)))
-    assert seen == [(0.0, 0.0)]
+    calls = []
+    greedy_policy(recording(calls), None, jax.random.PRNGKey(1))(np.zeros((2, 3)))
+    assert [c[3:] for c in calls] == [(0.0, 0.0)]

@@ -187,6 +187,24 @@ def test_an_interrupted_run_resumes_through_train_and_evaluates(group, tmp_path)
     assert set(returns) <= {0.0, 1.0}  # the corridor pays 1 at its end, else nothing
 
 
+def test_restore_newest_gives_the_variables_and_step_of_the_newest_checkpoint(group, tmp_path):
+    cfg, base, *_ = group
+    own = apply_overrides(cfg, ["run.seed=4"]).sized_to_budget()  # its config.json
+    run = tmp_path / "alone"
+    shutil.copytree(base / "alone", run)
+    agent, newest, steps = host.restore_newest(own, run)
+    shutil.rmtree(run / "checkpoints" / "120")
+    _, older, older_steps = host.restore_newest(own, run)
+    assert (steps, older_steps) == (120, 60)
+
+    def differ(a, b):
+        pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        return any(not np.array_equal(x, y) for x, y in pairs)
+
+    # trained, not initialised: the updates between the checkpoints moved them
+    assert differ(newest, older) and differ(older, agent.new_learner().variables)
+
+
 def test_the_host_loops_run_book_warns_of_rewards_beyond_the_supports(tmp_path, capsys):
     """EfficientZero's run book checks every step's rewards against the model's supports
     (``RewardScale``): a reward of 10 is beyond supports of 1 bin a side (|x| <= 2.99)."""
