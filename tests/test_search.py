@@ -6,7 +6,8 @@ import mctx
 import numpy as np
 import pytest
 
-from dreamer.agents.efficientzero.config import ModelConfig, SearchConfig
+from dreamer.agents.efficientzero.actor import make_actor
+from dreamer.agents.efficientzero.config import Config, ModelConfig, ReplayConfig, SearchConfig
 from dreamer.agents.efficientzero.search import (
     _qtransform,
     make_model_fns,
@@ -76,6 +77,30 @@ def test_search_finds_the_rewarding_action(policy):
     # above the network's prediction but not beyond the best payoff.
     assert (out.root_value > out.predicted_value + 0.3).all()
     assert (out.root_value <= 1.0 + 1e-3).all()
+
+
+@pytest.mark.parametrize("policy", ["muzero", "gumbel"])
+def test_the_actor_is_the_configured_search_at_its_temperature_and_noise(policy):
+    """``make_actor`` wires the config's search, discount, temperature and noise: the same
+    outputs as the search built apart, at two settings whose outputs differ."""
+    net = BanditNet([0.0, 0.3, 1.0, 0.0], later=0.5)
+    search_cfg = SearchConfig(policy=policy, num_simulations=16)
+    cfg = Config(model=MODEL, search=search_cfg, replay=ReplayConfig(discount=0.5))
+    act = make_actor(cfg, net)
+    search = make_search(net, MODEL, search_cfg, discount=0.5)
+    obs, key = jnp.zeros((6, 1)), jax.random.PRNGKey(3)
+    outs = {}
+    for temperature, noise in [(1.0, 0.0), (0.0, 1.0)]:
+        outs[temperature, noise] = got = act(None, key, obs, temperature, noise)
+        want = search(None, key, obs, temperature=temperature, noise=noise)
+        for field in ("action", "policy", "root_value"):
+            np.testing.assert_allclose(getattr(got, field), getattr(want, field), atol=1e-6)
+    assert not np.allclose(outs[1.0, 0.0].policy, outs[0.0, 1.0].policy, atol=1e-3)
+    # the discount reaches the search: the root values differ from a search at 0.99
+    other = make_search(net, MODEL, search_cfg, discount=0.99)(
+        None, key, obs, temperature=0.0, noise=1.0
+    )
+    assert not np.allclose(other.root_value, outs[0.0, 1.0].root_value, atol=1e-3)
 
 
 def test_uniform_payoff_gives_uniform_visits():

@@ -71,6 +71,11 @@ COVERAGE: dict[str, tuple[str, ...]] = {
         "tests/test_augment.py::test_learner_augments_the_step0_input_and_the_consistency_"
         "targets_only",
     ),
+    "dreamer/agents/efficientzero/actor.py": (
+        "tests/test_search.py::test_the_actor_is_the_configured_search_at_its_temperature_"
+        "and_noise",
+        "tests/test_greedy_loops.py",  # search_policy and greedy_policy
+    ),
     "dreamer/agents/efficientzero/augment.py": ("tests/test_augment.py",),
     "dreamer/core/shift.py": ("tests/test_augment.py", "tests/test_dqn.py"),
     "dreamer/agents/efficientzero/dreaming.py": ("tests/test_dreaming.py",),
