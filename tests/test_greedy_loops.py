@@ -82,5 +82,5 @@ def test_search_policy_searches_at_its_temperature_and_noise_with_a_fresh_key_ea
 
 def test_greedy_policy_is_the_search_at_temperature_0_without_noise():
     calls = []
-    greedy_policy(recording(calls), None, jax.random.PRNGKey(1))(np.zeros((2, 3)))
-    assert [c[3:] for c in calls] == [(0.0, 0.0)]
+    greedy_policy(recording(calls), "vars", jax.random.PRNGKey(1))(np.zeros((2, 3)))
+    assert [(c[0], *c[3:]) for c in calls] == [("vars", 0.0, 0.0)]

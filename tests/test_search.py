@@ -40,7 +40,9 @@ class BanditNet:
         self.later = later
 
     def apply(self, variables, *args, method, **kwargs):
-        del variables, kwargs
+        """``variables``, when given, are the payoffs (in place of the net's own)."""
+        del kwargs
+        payoff = self.payoff if variables is None else variables
         if method == "represent":
             (obs,) = args
             return jnp.zeros((obs.shape[0], 1))
@@ -50,10 +52,10 @@ class BanditNet:
         if method == "predict":
             (latent,) = args
             b = latent.shape[0]
-            return jnp.zeros((b, self.payoff.size)), _logits(jnp.zeros(b))
+            return jnp.zeros((b, payoff.size)), _logits(jnp.zeros(b))
         if method == "dynamics":
             latent, (c, h), action = args
-            reward = jnp.where(latent[:, 0] == 0, self.payoff[action], self.later)
+            reward = jnp.where(latent[:, 0] == 0, payoff[action], self.later)
             prefix = h[:, 0] + reward
             h = h.at[:, 0].set(prefix)
             return latent + 1, (c, h), _logits(prefix)
@@ -81,9 +83,11 @@ def test_search_finds_the_rewarding_action(policy):
 
 @pytest.mark.parametrize("policy", ["muzero", "gumbel"])
 def test_the_actor_is_the_configured_search_at_its_temperature_and_noise(policy):
-    """``make_actor`` wires the config's search, discount, temperature and noise: the same
-    outputs as the search built apart, at two settings whose outputs differ."""
-    net = BanditNet([0.0, 0.3, 1.0, 0.0], later=0.5)
+    """``make_actor`` wires the config's search, discount, the variables, temperature and
+    noise: the same outputs as the search built apart, at two settings whose outputs differ.
+    The variables (the payoffs) favour another action than the net's own payoffs."""
+    net = BanditNet([1.0, 0.0, 0.0, 0.0], later=0.5)
+    variables = jnp.asarray([0.0, 0.3, 1.0, 0.0])
     search_cfg = SearchConfig(policy=policy, num_simulations=16)
     cfg = Config(model=MODEL, search=search_cfg, replay=ReplayConfig(discount=0.5))
     act = make_actor(cfg, net)
@@ -91,16 +95,19 @@ def test_the_actor_is_the_configured_search_at_its_temperature_and_noise(policy)
     obs, key = jnp.zeros((6, 1)), jax.random.PRNGKey(3)
     outs = {}
     for temperature, noise in [(1.0, 0.0), (0.0, 1.0)]:
-        outs[temperature, noise] = got = act(None, key, obs, temperature, noise)
-        want = search(None, key, obs, temperature=temperature, noise=noise)
+        outs[temperature, noise] = got = act(variables, key, obs, temperature, noise)
+        want = search(variables, key, obs, temperature=temperature, noise=noise)
         for field in ("action", "policy", "root_value"):
             np.testing.assert_allclose(getattr(got, field), getattr(want, field), atol=1e-6)
     assert not np.allclose(outs[1.0, 0.0].policy, outs[0.0, 1.0].policy, atol=1e-3)
     # the discount reaches the search: the root values differ from a search at 0.99
     other = make_search(net, MODEL, search_cfg, discount=0.99)(
-        None, key, obs, temperature=0.0, noise=1.0
+        variables, key, obs, temperature=0.0, noise=1.0
     )
     assert not np.allclose(other.root_value, outs[0.0, 1.0].root_value, atol=1e-3)
+    # the variables reach the search: the net's own payoffs lead elsewhere
+    np.testing.assert_array_equal(act(variables, key, obs, 0.0, 0.0).action, 2)
+    np.testing.assert_array_equal(act(None, key, obs, 0.0, 0.0).action, 0)
 
 
 def test_uniform_payoff_gives_uniform_visits():

@@ -7,7 +7,6 @@ from typing import Any
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dreamer.agents.efficientzero.config import Config
@@ -26,13 +25,7 @@ def make_actor(cfg: Config, net: Any) -> Callable[..., SearchOutput]:
     def act(
         variables: Any, rng: chex.PRNGKey, obs: chex.Array, temperature: float, noise: float
     ) -> SearchOutput:
-        return search(
-            variables,
-            rng,
-            obs,
-            temperature=jnp.asarray(temperature, jnp.float32),
-            noise=jnp.asarray(noise, jnp.float32),
-        )
+        return search(variables, rng, obs, temperature=temperature, noise=noise)
 
     return jax.jit(act)
 
