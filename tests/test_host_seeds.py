@@ -69,8 +69,30 @@ def group(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RunBook, "evaluate", recording)
         summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
+        patch.setattr(host, "time", TickClock())  # only the loop's phase times read it
         alone = agent_module.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
     return cfg, base, summaries, alone, evaluations
+
+
+class TickClock:
+    """``time`` whose ``perf_counter`` advances by 1 at each reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_each_phase_time_sums_all_its_calls(group):
+    """Seed 4 alone ran on a clock that ticks once per reading, and each act and env step
+    reads it twice (before and after): each phase counts one tick per iteration, not only
+    its last call's."""
+    *_, alone, _ = group
+    phases, iterations = alone["seconds_by_phase"], alone["counts"]["iterations"]
+    assert iterations > 1
+    assert phases["act"] == phases["env"] == iterations
 
 
 def test_seeds_train_in_one_process_each_as_it_trains_alone(group):

@@ -10,7 +10,7 @@ import pytest
 
 from dreamer.agents.baselines.dqn.config import DQNConfig
 from dreamer.agents.baselines.ppo.config import PPOConfig
-from dreamer.agents.efficientzero.config import Config
+from dreamer.agents.efficientzero.config import Config, apply_overrides
 from dreamer.core.configtree import ConfigError
 from dreamer.loops import algos, host
 
@@ -95,6 +95,31 @@ def test_several_runs_stack_split_and_vmap_per_run():
     added = axis.add(state(), replay(), obs, None, reward, None, None, None)
     np.testing.assert_allclose(added, [5.0 + 3.0 + 1.0, 7.0 + 7.0 + 2.0])
     np.testing.assert_allclose(axis.end_episodes(replay()), [4.0, 6.0])
+
+
+def test_several_runs_donate_the_learner_state_and_replay_each_step_replaces():
+    """The replay is a run's largest array: each jitted step hands its input's buffers over to
+    the state or replay it returns, so a device holds one copy of them, not two."""
+    axis = host.RunAxis(fake_agent(), 2)
+    state, replay = jnp.asarray([1.0, 2.0]), jnp.asarray([5.0, 7.0])
+    new_state, new_replay, _ = axis.learn(state, replay, 3)
+    assert state.is_deleted() and replay.is_deleted()
+    kept = jnp.asarray([1.0, 2.0])
+    refreshed = axis.refresh(kept, new_replay, 1)
+    assert new_replay.is_deleted() and not kept.is_deleted()
+    obs, reward = jnp.ones((2, 1, 2)), jnp.ones((2, 1))
+    added = axis.add(kept, refreshed, obs, None, reward, None, None, None)
+    assert refreshed.is_deleted() and not kept.is_deleted() and not obs.is_deleted()
+    axis.end_episodes(added)
+    assert added.is_deleted() and not new_state.is_deleted()
+
+
+def test_the_spaces_probe_names_the_env_whose_actions_efficientzero_cannot_take():
+    from dreamer.core.errors import ObservationSpaceError
+
+    cfg = apply_overrides(Config(), ["env.id=Pendulum-v1"])
+    with pytest.raises(ObservationSpaceError, match="^Pendulum-v1 has action space Box"):
+        host.probe_spaces(cfg)
 
 
 def test_each_runs_environments_are_reseeded_as_they_would_be_alone():
