@@ -123,6 +123,26 @@ def test_the_report_plots_each_knob_fits_and_names_the_cheapest_way_to_the_targe
     assert "Goal (30% fewer real steps than the preset, and fewer than the control): met" in text
 
 
+def test_a_preset_that_never_stays_sets_the_target_at_30_percent_under_the_budget(tmp_path):
+    """The preset's median is beyond the budget (5,000): a point staying by 3,500 is 30% fewer
+    or better, one staying at 4,000 (finite, below the budget) proves nothing."""
+    seeds = 3
+    fake_point(tmp_path, "baseline", "baseline", None, 1000, [None] * seeds, [300.0] * seeds)
+    fake_point(tmp_path, "simulations=64", "simulations", 64, 6600, [4000] * seeds,
+               [480.0] * seeds)  # fmt: skip
+    fake_point(tmp_path, "control(simulations=64)", "control", None, 6600, [None] * seeds,
+               [200.0] * seeds, ("loop.replay_ratio=6.6",))  # fmt: skip
+    text = frontier.report(tmp_path, "cartpole")
+    assert "Target: 3,500 real steps (the preset's median seed never stays within its 5,000" in text
+    assert "cheapest measured point that reaches it: none." in text
+    assert (
+        "Goal (30% fewer real steps than the preset, and fewer than the control): not met" in text
+    )
+    fake_point(tmp_path, "simulations=8", "simulations", 8, 900, [3500] * seeds, [480.0] * seeds)
+    text = frontier.report(tmp_path, "cartpole")
+    assert "cheapest measured point that reaches it: simulations=8." in text
+
+
 def test_cheapest_knob_from_the_fits():
     fits = {
         "a": {"d_min": 1000.0, "beta": 100.0, "alpha": 1.0},  # 2000 steps at c = 0.1
