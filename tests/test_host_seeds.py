@@ -3,6 +3,7 @@
 import json
 import shutil
 import signal
+from collections import Counter
 
 import jax
 import numpy as np
@@ -56,22 +57,27 @@ def losses(run_dir):
 @pytest.fixture(scope="module")
 def group(tmp_path_factory):
     """Seeds 3 and 4 trained together, and seed 4 alone; the (env step, max_steps) of every
-    evaluation they ran."""
+    evaluation they ran, and the evaluation searches of each run folder."""
     base = tmp_path_factory.mktemp("host_seeds")
     cfg = apply_overrides(debug(), SMALL)
-    evaluations = []
+    evaluations, searches = [], Counter()
     evaluate = RunBook.evaluate
 
     def recording(book, act, env_steps, episodes, *, max_steps=0):
         evaluations.append((env_steps, max_steps))
-        return evaluate(book, act, env_steps, episodes, max_steps=max_steps)
+
+        def counted(obs):
+            searches[book.run_dir.name] += 1
+            return act(obs)
+
+        return evaluate(book, counted, env_steps, episodes, max_steps=max_steps)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RunBook, "evaluate", recording)
         summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
         patch.setattr(host, "time", TickClock())  # only the loop's phase times read it
         alone = agent_module.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
-    return cfg, base, summaries, alone, evaluations
+    return cfg, base, summaries, alone, evaluations, searches
 
 
 class TickClock:
@@ -89,14 +95,19 @@ def test_each_phase_time_sums_all_its_calls(group):
     """Seed 4 alone ran on a clock that ticks once per reading, and each act and env step
     reads it twice (before and after): each phase counts one tick per iteration, not only
     its last call's."""
-    *_, alone, _ = group
+    _, _, _, alone, *_ = group
     phases, iterations = alone["seconds_by_phase"], alone["counts"]["iterations"]
     assert iterations > 1
     assert phases["act"] == phases["env"] == iterations
 
 
+def test_the_evaluation_steps_counted_are_the_evaluation_searches(group):
+    *_, alone, _, searches = group
+    assert searches["alone"] > 0 and alone["counts"]["eval_steps"] == searches["alone"]
+
+
 def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
-    cfg, base, summaries, alone, _ = group
+    cfg, base, summaries, alone, *_ = group
     assert [s["seed"] for s in summaries] == [3, 4]
     assert summaries[1]["seeds_in_process"] == 2 and "seeds_in_process" not in alone
     record = json.loads((base / "g" / groups.GROUP_FILE).read_text())
@@ -117,7 +128,7 @@ def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
 
 
 def test_an_interrupted_group_resumes_from_its_checkpoints(group, tmp_path):
-    cfg, base, summaries, _, _ = group
+    cfg, base, summaries, *_ = group
     copy = tmp_path / "g"
     shutil.copytree(base / "g", copy)
     for seed in (3, 4):  # as if the process died after the checkpoint at 60 steps
@@ -137,7 +148,7 @@ def test_an_interrupted_group_resumes_from_its_checkpoints(group, tmp_path):
 
 
 def test_a_group_stopped_before_its_first_checkpoint_starts_over_on_resume(group, tmp_path):
-    cfg, base, summaries, _, _ = group
+    cfg, base, summaries, *_ = group
     said = cli._interrupted(base / "g", signal.SIGTERM)
     assert "seed3: 120, seed4: 120" in said and "resume" in said
     copy = tmp_path / "g"
@@ -163,7 +174,7 @@ def test_the_seeds_benchmark_resumes_a_stopped_group_then_skips_the_kept_path(
 ):
     from benchmarks import seeds as bench
 
-    cfg, base, summaries, _, _ = group
+    cfg, base, summaries, *_ = group
     out = tmp_path / "bench"
     shutil.copytree(base / "g", out / "host")
     for seed in (3, 4):  # stopped after the checkpoint at 60 steps
@@ -189,13 +200,13 @@ def test_the_seeds_benchmark_resumes_a_stopped_group_then_skips_the_kept_path(
 
 
 def test_evaluations_in_training_are_capped_and_the_final_one_is_not(group):
-    *_, evaluations = group
+    *_, evaluations, _ = group
     # seeds 3 and 4 together, then seed 4 alone: at 60 steps capped, at the end whole
     assert evaluations == [(60, 50), (60, 50), (120, 0), (120, 0), (60, 50), (120, 0)]
 
 
 def test_an_interrupted_run_resumes_through_train_and_evaluates(group, tmp_path):
-    cfg, base, _, alone, _ = group
+    cfg, base, _, alone, *_ = group
     run = tmp_path / "alone"
     shutil.copytree(base / "alone", run)
     (run / "summary.json").unlink()  # as if the process died after the checkpoint at 60
