@@ -97,6 +97,7 @@ def test_each_phase_time_sums_all_its_calls(group):
     its last call's."""
     _, _, _, alone, *_ = group
     phases, iterations = alone["seconds_by_phase"], alone["counts"]["iterations"]
+    assert set(phases) == {"act", "env", "add", "learn", "refresh", "eval", "save", "host"}
     assert iterations > 1
     assert phases["act"] == phases["env"] == iterations
 
