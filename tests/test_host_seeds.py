@@ -4,6 +4,7 @@ import json
 import shutil
 import signal
 from collections import Counter
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -54,8 +55,17 @@ def losses(run_dir):
     return [float(r["losses/total"]) for r in rows if r["losses/total"]]
 
 
+class Group(NamedTuple):
+    cfg: Any
+    base: Any
+    summaries: list
+    alone: dict
+    evaluations: list
+    searches: Counter
+
+
 @pytest.fixture(scope="module")
-def group(tmp_path_factory):
+def group(tmp_path_factory) -> Group:
     """Seeds 3 and 4 trained together, and seed 4 alone; the (env step, max_steps) of every
     evaluation they ran, and the evaluation searches of each run folder."""
     base = tmp_path_factory.mktemp("host_seeds")
@@ -77,7 +87,7 @@ def group(tmp_path_factory):
         summaries = groups.train_group("efficientzero", cfg, base / "g", [3, 4])
         patch.setattr(host, "time", TickClock())  # only the loop's phase times read it
         alone = agent_module.train(apply_overrides(cfg, ["run.seed=4"]), base / "alone")
-    return cfg, base, summaries, alone, evaluations, searches
+    return Group(cfg, base, summaries, alone, evaluations, searches)
 
 
 class TickClock:
@@ -95,16 +105,15 @@ def test_each_phase_time_sums_all_its_calls(group):
     """Seed 4 alone ran on a clock that ticks once per reading, and each act and env step
     reads it twice (before and after): each phase counts one tick per iteration, not only
     its last call's."""
-    _, _, _, alone, *_ = group
-    phases, iterations = alone["seconds_by_phase"], alone["counts"]["iterations"]
+    phases, iterations = group.alone["seconds_by_phase"], group.alone["counts"]["iterations"]
     assert set(phases) == {"act", "env", "add", "learn", "refresh", "eval", "save", "host"}
     assert iterations > 1
     assert phases["act"] == phases["env"] == iterations
 
 
 def test_the_evaluation_steps_counted_are_the_evaluation_searches(group):
-    *_, alone, _, searches = group
-    assert searches["alone"] > 0 and alone["counts"]["eval_steps"] == searches["alone"]
+    searches = group.searches["alone"]
+    assert searches > 0 and group.alone["counts"]["eval_steps"] == searches
 
 
 def test_seeds_train_in_one_process_each_as_it_trains_alone(group):
@@ -201,7 +210,7 @@ def test_the_seeds_benchmark_resumes_a_stopped_group_then_skips_the_kept_path(
 
 
 def test_evaluations_in_training_are_capped_and_the_final_one_is_not(group):
-    *_, evaluations, _ = group
+    evaluations = group.evaluations
     # seeds 3 and 4 together, then seed 4 alone: at 60 steps capped, at the end whole
     assert evaluations == [(60, 50), (60, 50), (120, 0), (120, 0), (60, 50), (120, 0)]
 
