@@ -249,11 +249,85 @@ def row(knob: str, p: dict[str, Any]) -> str:
     )
 
 
-def report(out: Path, env_key: str) -> str:
-    """The frontier report of the points under ``out`` (``report.md``, ``frontier.png``)."""
+def goal_target(base: dict[str, Any]) -> tuple[float, str]:
+    """The median real steps a point must stay by to meet the goal, and why: 30% fewer than
+    the preset's median, or 30% under the budget where the preset's median lies beyond it."""
+    if math.isfinite(base["median"]):
+        return (1.0 - GOAL) * base["median"], f"30% fewer than the preset's {base['median']:,.0f}"
+    target = (1.0 - GOAL) * base["steps"]
+    return target, (
+        f"the preset's median seed never stays within its {base['steps']:,} steps, so a "
+        f"median by {target:,.0f} is 30% fewer or better"
+    )
+
+
+def figure(
+    base: dict[str, Any],
+    curves: dict[str, list[dict[str, Any]]],
+    fits: dict[str, dict[str, float]],
+    controls: Sequence[dict[str, Any]],
+    target: float,
+    threshold: float,
+    title: str,
+) -> Any:
+    """Real steps against compute per real step: a curve per knob (the preset's point on
+    each), its fit, the compute-matched controls, the goal's target; "never" above the
+    budget."""
+    from matplotlib import ticker
     from matplotlib.figure import Figure
 
-    from benchmarks.plots import COLORS, _save
+    from benchmarks.plots import COLORS
+
+    budget = base["steps"]
+    never = budget * 1.05  # where a median that never stays is drawn
+
+    def errorbar(ax: Any, ps: Sequence[dict[str, Any]], **style: Any) -> None:
+        ys, lows, highs = (
+            np.minimum(vals, never)
+            for vals in zip(*[(p["median"], *p["interval"]) for p in ps], strict=True)
+        )
+        xs = [p["per_step"] for p in ps]
+        ax.errorbar(xs, ys, yerr=[ys - lows, highs - ys], capsize=2, lw=1, **style)
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for knob, curve in curves.items():
+        color = COLORS[list(KNOBS).index(knob) % len(COLORS)]
+        errorbar(ax, curve, fmt="-o", color=color, label=knob, markersize=4)
+        if knob in fits:
+            fit, xs = fits[knob], [p["per_step"] for p in curve]
+            grid = np.geomspace(min(xs), max(xs), 50)
+            ax.plot(grid, fit["d_min"] + (fit["beta"] / grid) ** fit["alpha"], ":", color=color)
+    for p in controls:
+        errorbar(ax, [p], fmt="x", color="dimgrey", markersize=7,
+                 label=f"compute-matched control of {p['name'][len('control('):-1]}")  # fmt: skip
+    ax.plot([base["per_step"]], [min(base["median"], never)], "k*", markersize=10,
+            label="the preset", zorder=5)  # fmt: skip
+    goal = (f"{GOAL:.0%} fewer than the preset" if math.isfinite(base["median"])
+            else f"{GOAL:.0%} under the budget: the preset never stays")  # fmt: skip
+    ax.axhline(target, color="black", lw=0.8, ls="--", label=f"target {target:,.0f} ({goal})")
+    ax.axhline(budget, color="grey", lw=0.5)
+    ax.set_xscale("log")
+    plain = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    xs = [p["per_step"] for c in [*curves.values(), controls, [base]] for p in c]
+    ax.xaxis.set_major_formatter(plain)  # a narrow span has only minor ticks: label those too
+    ax.xaxis.set_minor_formatter(plain if max(xs) < 3 * min(xs) else ticker.NullFormatter())
+    bottom = ax.get_ylim()[0]
+    ax.set_ylim(bottom, never + 0.04 * (never - bottom))
+    ticks = [t for t in ax.get_yticks() if bottom <= t <= budget]
+    ax.set_yticks([*ticks, never], [*(f"{t:,.0f}" for t in ticks), "never"])
+    ax.set_xlabel("compute per real step (model evaluations, log scale)")
+    ax.set_ylabel(f"median real steps to stay ≥ {threshold:g}")
+    ax.set_title(f"{title}\nbars: 95% CI of the median over seeds; dotted: fits "
+                 "D(c) = D_min + (β/c)^α", fontsize=9)  # fmt: skip
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def report(out: Path, env_key: str) -> str:
+    """The frontier report of the points under ``out`` (``report.md``, ``frontier.png``)."""
+    from benchmarks.plots import _save
     from benchmarks.stats import compare
 
     spec = ENVS[env_key]
@@ -275,62 +349,30 @@ def report(out: Path, env_key: str) -> str:
         "staying | mean final return | wall s |",
         "|---|---|---:|---|---:|---:|---:|",
     ]
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    target, why = goal_target(base)
     fits: dict[str, dict[str, float]] = {}
     flat: list[str] = []
-    never = base["steps"] * 1.05  # where "never stays" is drawn, above the budget
-    for i, knob in enumerate(KNOBS):
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for knob in KNOBS:
         mine = [p for p in points.values() if p["knob"] == knob]
         if not mine:
             continue
         own = {**base, "value": base["settings"][knob]}
-        curve = sorted([*mine, own], key=lambda p: p["per_step"])
+        curve = curves[knob] = sorted([*mine, own], key=lambda p: p["per_step"])
         for p in curve:
             lines.append(row(knob, p))
         xs = [p["per_step"] for p in curve]
-        ys, lows, highs = (
-            [min(v, never) for v in vals]
-            for vals in zip(*[(p["median"], *p["interval"]) for p in curve], strict=True)
-        )
-        color = COLORS[i % len(COLORS)]
-        ax.errorbar(
-            xs,
-            ys,
-            yerr=[np.subtract(ys, lows), np.subtract(highs, ys)],
-            fmt="-o",
-            color=color,
-            label=knob,
-            markersize=4,
-            capsize=2,
-            lw=1,
-        )
         if max(xs) < SPAN * min(xs):  # the points differ in real steps, hardly in compute
             flat.append(f"{knob} ({min(xs):,.0f} to {max(xs):,.0f})")
             continue
         fit = fit_frontier([(p["per_step"], p["median"]) for p in curve])
         if fit:
             fits[knob] = fit
-            grid = np.geomspace(min(xs), max(xs), 50)
-            ax.plot(grid, fit["d_min"] + (fit["beta"] / grid) ** fit["alpha"], ":", color=color)
-    for p in points.values():
-        if p["knob"] == "control":
-            lines.append(row("control", {**p, "value": " ".join(p["overrides"])}))
-    ax.set_xscale("log")
-    ax.set_xlabel("compute per real step (model evaluations)")
-    ax.set_ylabel(f"median real steps to stay ≥ {threshold:g}")
-    ax.set_title(f"{env}: each knob alone; bars: 95% CI over seeds; dotted: fits", fontsize=9)
-    ax.axhline(base["steps"], color="grey", lw=0.5)
-    ax.text(ax.get_xlim()[0], base["steps"] * 1.07, " never stays (drawn above the budget)",
-            fontsize=7, color="grey")  # fmt: skip
-    ax.plot([base["per_step"]], [min(base["median"], never)], "k*",
-            markersize=10, label=f"preset `{preset}`", zorder=5)  # fmt: skip
-    if math.isfinite(base["median"]):
-        ax.axhline((1.0 - GOAL) * base["median"], color="black", lw=0.8, ls="--",
-                   label=f"goal: {GOAL:.0%} fewer real steps than the preset")  # fmt: skip
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    _save(fig, out / "frontier.png")
+    controls = [p for p in points.values() if p["knob"] == "control"]
+    for p in controls:
+        lines.append(row("control", {**p, "value": " ".join(p["overrides"])}))
+    title = f"{env}, preset `{preset}`, {len(base['seeds'])} seeds a point"
+    _save(figure(base, curves, fits, controls, target, threshold, title), out / "frontier.png")
     lines += ["", "![frontier](frontier.png)", ""]
     for knob, fit in fits.items():
         lines.append(
@@ -344,15 +386,6 @@ def report(out: Path, env_key: str) -> str:
             "compute, so D(c) says nothing about it"
         )
     lines.append("")
-    if math.isfinite(base["median"]):
-        target = (1.0 - GOAL) * base["median"]
-        why = f"30% fewer than the preset's {base['median']:,.0f}"
-    else:  # the preset's median lies beyond the budget: 30% fewer than the budget is a bound
-        target = (1.0 - GOAL) * base["steps"]
-        why = (
-            f"the preset's median seed never stays within its {base['steps']:,} steps, so a "
-            f"median by {target:,.0f} is 30% fewer or better"
-        )
     by_fit, by_point = cheapest(
         [p for p in points.values() if p["name"] != "baseline"], fits, target
     )
@@ -402,6 +435,8 @@ __all__ = [
     "Point",
     "best_imagination",
     "cheapest",
+    "figure",
+    "goal_target",
     "matched_control",
     "plan",
     "report",

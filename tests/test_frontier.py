@@ -171,3 +171,25 @@ def test_the_sweep_costs_what_its_docs_say():
     cost = sum(frontier.run_compute(apply_overrides(base, list(p.overrides))) for p in points)
     assert len(points) == 12  # the baseline and 11 points
     assert cost / frontier.run_compute(base) == pytest.approx(16.4, abs=0.05)
+
+
+def test_the_plot_draws_the_reports_target_and_never_above_the_budget(tmp_path):
+    """The plot's goal line is the report's target also when the preset never stays (it was
+    drawn only for a finite median), and "never" is a tick above the budget."""
+    seeds = 3
+    fake_point(tmp_path, "baseline", "baseline", None, 1000, [None] * seeds, [300.0] * seeds)
+    fake_point(tmp_path, "simulations=64", "simulations", 64, 6600, [3000] * seeds,
+               [480.0] * seeds)  # fmt: skip
+    fake_point(tmp_path, "control(simulations=64)", "control", None, 6600, [None] * seeds,
+               [200.0] * seeds, ("loop.replay_ratio=6.6",))  # fmt: skip
+    names = ("baseline", "simulations=64", "control(simulations=64)")
+    base, point, control = (frontier.measured(tmp_path / n, 475.0) for n in names)
+    target, _ = frontier.goal_target(base)
+    fig = frontier.figure(base, {"simulations": [base, point]}, {}, [control], target, 475.0, "t")
+    ax = fig.axes[0]
+    dashed = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert target == 3500 and dashed == [target]
+    labels = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    assert labels["never"] > 5000 and max(v for k, v in labels.items() if k != "never") <= 5000
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "compute-matched control of simulations=64" in legend
