@@ -3,7 +3,7 @@
 python -m dreamer train --preset cartpole [--algo efficientzero] [--env ID] [--seed N]
                         [--steps N] [--out DIR] [--import MODULE ...] [--set key=value ...]
 python -m dreamer resume DIR [--steps N]
-python -m dreamer eval DIR [--episodes N] [--video [--video-format mp4|gif]]
+python -m dreamer eval DIR [--episodes N] [--stochastic] [--video [--video-format mp4|gif]]
 python -m dreamer show-config --preset NAME [--algo ALGO] [--describe] [--set key=value ...]
 """
 
@@ -163,9 +163,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     episodes = args.episodes
     if episodes is None:
         episodes = 1 if video else (cfg.run.final_eval_episodes or cfg.run.eval_episodes)
-    returns = algo.evaluate(cfg, run_dir, episodes=episodes, video=video)
+    returns = algo.evaluate(
+        cfg, run_dir, episodes=episodes, video=video, stochastic=args.stochastic
+    )
     result = {
         "checkpoint_env_steps": step,
+        "policy": "stochastic" if args.stochastic else "greedy",
         "episodes": len(returns),
         "return_mean": round(sum(returns) / len(returns), 4),
         "returns": [round(r, 4) for r in returns],
@@ -304,6 +307,14 @@ def parser() -> argparse.ArgumentParser:
         'render_mode="rgb_array")',
     )
     evaluate.add_argument("--video-format", default="mp4", choices=VIDEO_FORMATS)
+    evaluate.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="play the policy as it acts in training at that checkpoint, exploration on "
+        "(EfficientZero: the search with its noise and temperature; DQN: its epsilon; PPO: "
+        "sampled actions), not greedily: a policy that acts well only this way is stuck "
+        "greedily (a loop, a tie), not untrained",
+    )
     evaluate.set_defaults(func=cmd_eval)
 
     show = sub.add_parser("show-config", help="print every config key of a preset")

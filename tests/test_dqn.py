@@ -397,7 +397,7 @@ def _final_learner(cfg: DQNConfig, run_dir):
     return arrays["learner"]
 
 
-def test_train_writes_run_folder_and_resumes(tmp_path, evaluation_seeds):
+def test_train_writes_run_folder_and_resumes(tmp_path, monkeypatch, evaluation_seeds):
     summary = dqn.train(_tiny_config(400), tmp_path)
     # 2 envs, learning from step 100, an update at every multiple of 4 above it: 104 .. 400
     assert summary["env_steps"] == 400 and summary["updates"] == 75
@@ -428,6 +428,13 @@ def test_train_writes_run_folder_and_resumes(tmp_path, evaluation_seeds):
     returns = dqn.evaluate(_tiny_config(600), tmp_path, episodes=2)
     assert evaluation_seeds[-1] == evaluation_seeds[-2] == 1_000_000 + 600
     assert returns == resumed["final_eval_returns"]
+    # stochastic: epsilon-greedy at training's exploration epsilon of the checkpoint's step
+    epsilons = []
+    actor = dqn.greedy_actor
+    monkeypatch.setattr(dqn, "greedy_actor", lambda *a: epsilons.append(a[2]) or actor(*a))
+    dqn.evaluate(_tiny_config(600), tmp_path, episodes=2, stochastic=True)
+    dqn.evaluate(_tiny_config(600), tmp_path, episodes=2)
+    assert epsilons == [linear_epsilon(_tiny_config(600).dqn, 600), 0.5]
 
 
 def test_the_replay_gets_each_ended_episodes_last_observation(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The fused loop: the host loop's results on a deterministic env, vmapped seeds, kill/resume."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -280,3 +281,34 @@ def test_a_jax_env_that_cannot_be_traced_gets_a_clear_error():
     env = envs.JaxEnv(reset, step, gymnasium.spaces.Box(0, 1, (3,)), gymnasium.spaces.Discrete(2))
     with pytest.raises(envs.JaxEnvError, match="cannot be traced"):
         envs.jax_envs.check_jax_env(env)
+
+
+def test_a_checkpoints_stochastic_evaluation_acts_as_training_at_that_step(tmp_path, monkeypatch):
+    """``evaluate_checkpoint`` passes the search temperature 0 and no noise, or with
+    ``stochastic`` the temperature of the checkpoint's step and the noise on: a search steered
+    right (to the corridor's reward) only at temperature 0.5 with noise, the schedule's value
+    after its milestone, returns 1 stochastically and 0 greedily."""
+    cfg = config(JAX_ENV, "search.temperatures=[1.0,0.5]", "search.temperature_milestones=[0.5]")
+    build = fused_loop.build
+    states = fused_loop.init_seeds(build(cfg)[1], [0])  # an untrained learner at step 120
+    ckpt = Checkpointer(tmp_path / "run")
+    ckpt.save(120, {"learner": jax.tree.map(lambda x: x[0], states.learner)}, {"env_steps": 120})
+    ckpt.close()
+
+    def steered_build(cfg):
+        agent, _ = build(cfg)
+        act = agent.act
+
+        def steered(variables, rng, obs, temperature, noise):
+            out = act(variables, rng, obs, temperature, noise)
+            right = (temperature == 0.5) & (noise == 1.0)
+            return dataclasses.replace(out, action=jnp.where(right, 1, 0) + 0 * out.action)
+
+        agent.act = steered
+        env = envs.make_jax(cfg.env.id, **cfg.env.options)
+        return agent, make_fused(cfg, agent, env, chunk_length=8)
+
+    monkeypatch.setattr(fused_loop, "build", steered_build)
+    greedy = fused_loop.evaluate_checkpoint(cfg, tmp_path / "run", episodes=2)
+    acting = fused_loop.evaluate_checkpoint(cfg, tmp_path / "run", episodes=2, stochastic=True)
+    assert (greedy, acting) == ([0.0, 0.0], [1.0, 1.0])

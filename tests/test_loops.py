@@ -132,3 +132,38 @@ def test_each_runs_environments_are_reseeded_as_they_would_be_alone():
         4 * 1_000_003 + 100,
         4 * 1_000_003 + 101,
     ]
+
+
+def test_a_checkpoints_evaluation_is_greedy_or_as_training_acts_at_that_step(monkeypatch):
+    """``host.evaluate``: the search at temperature 0 without noise, or with ``stochastic``
+    at the temperature of the checkpoint's step and the exploration noise on."""
+    cfg = apply_overrides(
+        Config(),
+        ["run.env_steps=1000", "search.temperatures=[1.0,0.5]",
+         "search.temperature_milestones=[0.5]"],
+    )  # fmt: skip
+    calls = []
+
+    def act(variables, rng, obs, temperature, noise):
+        calls.append((variables, temperature, noise))
+        return SimpleNamespace(action=np.zeros(len(obs), np.int32))
+
+    played = []
+    steps = {"now": 400}
+
+    def restore(cfg, run_dir):
+        return SimpleNamespace(act=act), "variables", steps["now"]
+
+    def evaluate_policy(env, policy, **kwargs):
+        played.append(kwargs["episodes"])
+        policy(np.zeros((2, 4), np.float32))
+        return [1.0]
+
+    monkeypatch.setattr(host, "restore_newest", restore)
+    monkeypatch.setattr(host, "evaluate_policy", evaluate_policy)
+    host.evaluate(cfg, "run", episodes=3)
+    host.evaluate(cfg, "run", episodes=3, stochastic=True)
+    steps["now"] = 600  # past the milestone: the schedule's second temperature
+    host.evaluate(cfg, "run", episodes=3, stochastic=True)
+    assert calls == [("variables", 0.0, 0.0), ("variables", 1.0, 1.0), ("variables", 0.5, 1.0)]
+    assert played == [3, 3, 3]

@@ -209,6 +209,14 @@ def test_train_writes_run_folder_and_resumes(tmp_path, monkeypatch, evaluation_s
     returns = ppo.evaluate(_tiny_config(384), tmp_path, episodes=2)
     assert evaluation_seeds[-1] == evaluation_seeds[-2] == 1_000_000 + 384
     assert returns == resumed["final_eval_returns"]
+    # stochastic: actions sampled from the policy; greedy: its most probable action
+    actors = []
+    monkeypatch.setattr(ppo, "evaluate_policy", lambda env, act, **_: actors.append(act) or [])
+    for stochastic in (False, True):
+        ppo.evaluate(_tiny_config(384), tmp_path, episodes=2, stochastic=stochastic)
+    obs = np.zeros((256, 4), np.float32)  # CartPole's 4 numbers
+    greedy, sampled = (act(obs) for act in actors)
+    assert len(set(greedy.tolist())) == 1 and len(set(sampled.tolist())) > 1
 
 
 class _Book:

@@ -3,9 +3,11 @@
 An algorithm module provides a frozen config class with ``env`` and ``run`` sections and::
 
     train(cfg, run_dir, *, resume=False) -> dict   # the summary.json record
-    evaluate(cfg, run_dir, *, episodes, video=None) -> list[float]
+    evaluate(cfg, run_dir, *, episodes, video=None, stochastic=False) -> list[float]
         # greedy returns from the newest checkpoint; ``video`` (``evaluation.Video``) records
-        # the episodes
+        # the episodes; ``stochastic`` plays the policy as it acts in training at that
+        # checkpoint instead (its exploration on), which tells a policy that cannot act
+        # greedily (a loop, a tie) from one that has learned nothing
 """
 
 from __future__ import annotations

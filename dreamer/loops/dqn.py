@@ -175,9 +175,15 @@ def _update(
 
 
 def evaluate(
-    cfg: DQNConfig, run_dir: str | Path, *, episodes: int, video: Video | None = None
+    cfg: DQNConfig,
+    run_dir: str | Path,
+    *,
+    episodes: int,
+    video: Video | None = None,
+    stochastic: bool = False,
 ) -> list[float]:
-    """Greedy (``dqn.eval_epsilon``) returns of the newest checkpoint, recorded if ``video``."""
+    """Greedy (``dqn.eval_epsilon``) returns of the newest checkpoint, recorded if ``video``;
+    with ``stochastic``, epsilon-greedy at training's exploration epsilon of that step."""
     venv = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
     try:
         parts = build(cfg, venv.single_observation_space, venv.single_action_space)
@@ -191,14 +197,18 @@ def evaluate(
     finally:
         checkpointer.close()
     steps = int(meta["env_steps"])  # the episodes and actions of training's evaluation here
-    actor = _evaluation_actor(cfg, parts.learner, arrays["learner"].params, steps)
+    epsilon = linear_epsilon(cfg.dqn, steps) if stochastic else cfg.dqn.eval_epsilon
+    actor = _evaluation_actor(cfg, parts.learner, arrays["learner"].params, steps, epsilon)
     seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)
 
 
-def _evaluation_actor(cfg: DQNConfig, learner: Any, params: Any, env_steps: int):
-    """The actor of the evaluation at ``env_steps`` (epsilon-greedy with
-    ``dqn.eval_epsilon``), keyed by the evaluation's seed: the same in training and in a
-    checkpoint's ``evaluate``."""
+def _evaluation_actor(
+    cfg: DQNConfig, learner: Any, params: Any, env_steps: int, epsilon: float | None = None
+):
+    """The actor of the evaluation at ``env_steps`` (epsilon-greedy with ``epsilon``, by
+    default ``dqn.eval_epsilon``), keyed by the evaluation's seed: the same in training and
+    in a checkpoint's ``evaluate``."""
     seed = evaluation_seed(cfg.run.seed, env_steps)
-    return greedy_actor(learner, params, cfg.dqn.eval_epsilon, seed)
+    epsilon = cfg.dqn.eval_epsilon if epsilon is None else epsilon
+    return greedy_actor(learner, params, epsilon, seed)

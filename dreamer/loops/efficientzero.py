@@ -65,14 +65,23 @@ def train_seeds(
 
 
 def evaluate(
-    cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    episodes: int,
+    video: Video | None = None,
+    stochastic: bool = False,
 ) -> list[float]:
-    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
+    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``; with
+    ``stochastic``, the acting search as in training (exploration noise, the temperature of
+    the checkpoint's step)."""
     if is_jax_native(cfg):
         if video is not None:
             raise ConfigError(f"{cfg.env.id} is a JAX-native env: it renders no video frames.")
-        return fused.evaluate_checkpoint(cfg, Path(run_dir), episodes=episodes)
-    return host.evaluate(cfg, run_dir, episodes=episodes, video=video)
+        return fused.evaluate_checkpoint(
+            cfg, Path(run_dir), episodes=episodes, stochastic=stochastic
+        )
+    return host.evaluate(cfg, run_dir, episodes=episodes, video=video, stochastic=stochastic)
 
 
 class Agent(Parts):

@@ -28,7 +28,7 @@ from dreamer.agents.efficientzero.builder import ALGO, Parts, Spaces, validate
 from dreamer.agents.efficientzero.config import Config, ConfigError, replace_path
 from dreamer.core.errors import NonFiniteLossError
 from dreamer.core.sharding import split_seeds
-from dreamer.loops.fused_scan import Fused, RunState, make_fused
+from dreamer.loops.fused_scan import Fused, RunState, make_fused, temperature_schedule
 from dreamer.shell.runbook import RunBook, crossed, evaluation_seed
 from dreamer.shell.signals import RunStopped
 
@@ -243,8 +243,11 @@ class _Runner:
         ]
 
 
-def evaluate_checkpoint(cfg: Config, run_dir: Path, *, episodes: int) -> list[float]:
-    """Greedy episodes of the newest checkpoint in ``run_dir`` (a fused run's folder)."""
+def evaluate_checkpoint(
+    cfg: Config, run_dir: Path, *, episodes: int, stochastic: bool = False
+) -> list[float]:
+    """Greedy episodes of the newest checkpoint in ``run_dir`` (a fused run's folder); with
+    ``stochastic``, the acting search of training at that checkpoint (noise, temperature)."""
     from dreamer.shell.checkpoint import Checkpointer
 
     agent, fused = build(cfg)
@@ -257,7 +260,8 @@ def evaluate_checkpoint(cfg: Config, run_dir: Path, *, episodes: int) -> list[fl
     steps = int(meta["env_steps"])
     key = evaluation_key(cfg.run.seed, steps)
     evaluate = jax.jit(fused.evaluate, static_argnames=("episodes", "max_steps"))
-    returns = evaluate(states, key[None], episodes=episodes, max_steps=0)
+    temperature, noise = (temperature_schedule(cfg)(steps), 1.0) if stochastic else (0.0, 0.0)
+    returns = evaluate(states, key[None], episodes, 0, temperature, noise)
     return [float(x) for x in np.asarray(returns)[0]]
 
 

@@ -192,7 +192,14 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
         filled = jnp.minimum(env_steps // num_envs, replay.slots)
         return learn_span(states, jnp.asarray(updates, jnp.int32), count, filled)
 
-    def evaluate(states: RunState, keys: chex.PRNGKey, episodes: int, max_steps: int):
+    def evaluate(
+        states: RunState,
+        keys: chex.PRNGKey,
+        episodes: int,
+        max_steps: int,
+        temperature: chex.Numeric = 0.0,
+        noise: chex.Numeric = 0.0,
+    ):
         def one(s: RunState, key: chex.PRNGKey) -> chex.Array:
             key, reset_key = jax.random.split(key)
             obs, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
@@ -202,7 +209,7 @@ def make_fused(cfg: Config, agent: Any, env: Any, *, chunk_length: int) -> Fused
             def body(c: tuple) -> tuple:
                 key, obs, env_state, ret, done, t = c
                 key, act_key, env_key = jax.random.split(key, 3)
-                out = act(s.learner.variables, act_key, obs.astype(s.obs.dtype), 0.0, 0.0)
+                out = act(s.learner.variables, act_key, obs.astype(s.obs.dtype), temperature, noise)
                 keys = jax.random.split(env_key, episodes)
                 obs, env_state, reward, term, trunc = jax.vmap(env.step)(
                     keys, env_state, out.action

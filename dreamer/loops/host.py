@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dreamer.agents.efficientzero import compute
-from dreamer.agents.efficientzero.actor import greedy_policy
+from dreamer.agents.efficientzero.actor import greedy_policy, search_policy
 from dreamer.agents.efficientzero.builder import ALGO, Parts, Spaces, validate
 from dreamer.agents.efficientzero.config import Config, ConfigError, replace_path
 from dreamer.agents.efficientzero.reward_scale import RewardScale
@@ -429,10 +429,22 @@ def restore_newest(cfg: Config, run_dir: str | Path) -> tuple[Parts, Any, int]:
 
 
 def evaluate(
-    cfg: Config, run_dir: str | Path, *, episodes: int, video: Video | None = None
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    episodes: int,
+    video: Video | None = None,
+    stochastic: bool = False,
 ) -> list[float]:
-    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``."""
+    """Greedy evaluation of the newest checkpoint in ``run_dir``, recorded if ``video``; with
+    ``stochastic``, the acting search of training at that checkpoint (its exploration noise,
+    its temperature)."""
     agent, variables, steps = restore_newest(cfg, run_dir)
-    policy = greedy_policy(agent.act, variables, jax.random.PRNGKey(steps))
+    key = jax.random.PRNGKey(steps)
+    if stochastic:
+        temperature = temperature_at(cfg.search, steps / cfg.run.env_steps)
+        policy = search_policy(agent.act, variables, key, temperature=temperature, noise=1.0)
+    else:
+        policy = greedy_policy(agent.act, variables, key)
     seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)

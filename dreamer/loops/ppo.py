@@ -15,7 +15,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from dreamer.agents.baselines.ppo.builder import build, greedy_actor, initial_state
+from dreamer.agents.baselines.ppo.builder import (
+    build,
+    greedy_actor,
+    initial_state,
+    sampling_actor,
+)
 from dreamer.agents.baselines.ppo.config import PPOConfig
 from dreamer.agents.baselines.ppo.learning import Learner, LearnerState, Rollout
 from dreamer.agents.baselines.vector import final_observations
@@ -158,9 +163,15 @@ def _collect(
 
 
 def evaluate(
-    cfg: PPOConfig, run_dir: str | Path, *, episodes: int, video: Video | None = None
+    cfg: PPOConfig,
+    run_dir: str | Path,
+    *,
+    episodes: int,
+    video: Video | None = None,
+    stochastic: bool = False,
 ) -> list[float]:
-    """Greedy returns of the newest checkpoint, recorded if ``video``."""
+    """Greedy returns of the newest checkpoint, recorded if ``video``; with ``stochastic``,
+    actions sampled from the policy as in training."""
     venv = make_vector_env(cfg.env, num_envs=1, seed=cfg.run.seed, mode="eval")
     try:
         space = venv.single_observation_space
@@ -175,5 +186,8 @@ def evaluate(
         checkpointer.close()
     state: LearnerState = arrays["learner"]
     seed = evaluation_seed(cfg.run.seed, int(meta["env_steps"]))
-    actor = greedy_actor(learner, state.params)
+    if stochastic:
+        actor = sampling_actor(learner, state.params, seed)
+    else:
+        actor = greedy_actor(learner, state.params)
     return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)

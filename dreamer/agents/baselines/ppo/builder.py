@@ -16,7 +16,7 @@ from dreamer.agents.baselines.ppo.learning import Learner, make_learner
 from dreamer.agents.baselines.ppo.networks import ActorCritic
 from dreamer.agents.baselines.vector import discrete_actions
 
-__all__ = ["build", "greedy_actor", "initial_state"]
+__all__ = ["build", "greedy_actor", "initial_state", "sampling_actor"]
 
 
 def build(cfg: PPOConfig, observation_space: Any, action_space: Any) -> Learner:
@@ -35,3 +35,15 @@ def initial_state(learner: Learner, observation_space: Any, seed: int):
 def greedy_actor(learner: Learner, params: Any):
     """``act(obs[N]) -> actions[N]``: the most probable action."""
     return lambda obs: np.asarray(learner.greedy(params, obs))
+
+
+def sampling_actor(learner: Learner, params: Any, seed: int):
+    """``act(obs[N]) -> actions[N]``: actions sampled from the policy, as in training."""
+    key = jax.random.PRNGKey(seed)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        nonlocal key
+        actions, _, _, key = learner.act(params, obs, key)
+        return np.asarray(actions)
+
+    return act
