@@ -12,8 +12,11 @@ again: a share near 1 is a policy caught in a loop (an action that changes nothi
 cycle of turns), which the acting noise leaves.
 
 The acting way is training's at the end of its schedule (``search.temperatures``' last entry,
-noise 1). EfficientZero runs of host-loop envs only (a JAX-native env's evaluation runs
-inside the fused loop). Prints a table; writes nothing.
+noise 1). Then, at the observation the greedy policy repeats most, what its search weighs:
+the prior, each action's value one step ahead in the model (``r + discount * V``) and the
+search's improved policy, which tells a loop the model's values argue for from one the prior
+keeps against them. EfficientZero runs of host-loop envs only (a JAX-native env's evaluation
+runs inside the fused loop). Prints two tables; writes nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Episode:
     most_repeated: int
     """Steps at which the most frequent observation of the episode was the one acted on."""
     actions: Counter
+    repeated: np.ndarray | None = None
+    """That observation."""
 
     @property
     def repeat_share(self) -> float:
@@ -46,8 +51,21 @@ class Episode:
 
 def most_repeated(observations: Iterable[np.ndarray]) -> int:
     """How many of ``observations`` equal the most frequent one (0 for none)."""
-    counts = Counter(np.ascontiguousarray(o).tobytes() for o in observations)
-    return max(counts.values(), default=0)
+    return most_frequent(observations)[1]
+
+
+def most_frequent(observations: Iterable[np.ndarray]) -> tuple[np.ndarray | None, int]:
+    """The most frequent of ``observations`` (the first met among equals) and its count."""
+    counts: Counter = Counter()
+    first: dict[bytes, np.ndarray] = {}
+    for o in observations:
+        key = np.ascontiguousarray(o).tobytes()
+        counts[key] += 1
+        first.setdefault(key, o)
+    if not counts:
+        return None, 0
+    key, count = counts.most_common(1)[0]
+    return first[key], count
 
 
 def play(
@@ -69,7 +87,8 @@ def play(
             obs, reward, terminated, truncated, _ = venv.step(action)
             total += float(reward[0])
             if terminated[0] or truncated[0]:  # SAME_STEP autoreset: obs starts the next one
-                played.append(Episode(total, len(seen), most_repeated(seen), actions))
+                repeated, count = most_frequent(seen)
+                played.append(Episode(total, len(seen), count, actions, repeated))
                 seen, actions, total = [], Counter(), 0.0
     finally:
         venv.close()
@@ -86,6 +105,42 @@ def summary_row(way: str, played: Sequence[Episode]) -> str:
         f"| {way} | {np.mean(returns):.3f} | {sum(r > 0 for r in returns)}/{len(returns)} "
         f"| {np.median([e.length for e in played]):.0f} | {shares} | {spread} |"
     )
+
+
+def what_the_search_weighs(
+    agent: Any, variables: Any, cfg: Any, obs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """At one observation ``obs [...]``: the prior (with ``search.prior_mix``), each action's
+    value one step ahead in the model (``r + discount * V``), the greedy search's improved
+    policy and its action."""
+    import jax.numpy as jnp
+
+    from dreamer.agents.efficientzero.search import make_model_fns
+
+    root_fn, recurrent_fn = make_model_fns(
+        agent.net, cfg.model, cfg.replay.discount, cfg.search.prior_mix
+    )
+    root = root_fn(variables, jnp.asarray(obs)[None])
+    actions = root.prior_logits.shape[-1]
+    every = jax.tree.map(lambda x: jnp.repeat(x, actions, axis=0), root.embedding)
+    step, _ = recurrent_fn(variables, None, jnp.arange(actions), every)
+    out = agent.act(variables, jax.random.PRNGKey(0), jnp.asarray(obs)[None], 0.0, 0.0)
+    return {
+        "prior": np.asarray(jax.nn.softmax(root.prior_logits[0])),
+        "q": np.asarray(step.reward + step.discount * step.value),
+        "policy": np.asarray(out.policy[0]),
+        "action": int(out.action[0]),
+    }
+
+
+def weighs_rows(weighed: dict[str, np.ndarray]) -> list[str]:
+    """The table of ``what_the_search_weighs``: a row per action, the chosen one marked."""
+    rows = ["| action | prior | value one step ahead | search policy |", "|---|---:|---:|---:|"]
+    columns = zip(weighed["prior"], weighed["q"], weighed["policy"], strict=True)
+    for a, (p, q, s) in enumerate(columns):
+        mark = " (chosen)" if a == weighed["action"] else ""
+        rows.append(f"| {a}{mark} | {p:.3f} | {q:.4f} | {s:.3f} |")
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,11 +178,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| share of steps on the most frequent observation, per episode | actions taken |"
     )
     print("|---|---:|---:|---:|---|---|")
+    played = {}
     for way, (temperature, noise) in ways.items():
         policy = search_policy(
             agent.act, variables, jax.random.PRNGKey(steps), temperature=temperature, noise=noise
         )
-        print(summary_row(way, play(cfg.env, policy, episodes=args.episodes, seed=seed)))
+        played[way] = play(cfg.env, policy, episodes=args.episodes, seed=seed)
+        print(summary_row(way, played[way]))
+    greedy = played[next(iter(ways))]
+    k = max(range(len(greedy)), key=lambda i: greedy[i].repeat_share)
+    print()
+    print(
+        f"At the observation the greedy policy repeats most (episode {k}: {greedy[k].most_repeated}"
+        f" of its {greedy[k].length} steps), what its search weighs:"
+    )
+    print()
+    print("\n".join(weighs_rows(what_the_search_weighs(agent, variables, cfg, greedy[k].repeated))))
     return 0
 
 

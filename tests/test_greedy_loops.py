@@ -7,10 +7,19 @@ from collections import Counter
 from types import SimpleNamespace
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks.greedy_loops import Episode, most_repeated, play, summary_row
+from benchmarks.greedy_loops import (
+    Episode,
+    most_frequent,
+    most_repeated,
+    play,
+    summary_row,
+    weighs_rows,
+    what_the_search_weighs,
+)
 from dreamer.agents.efficientzero.actor import greedy_policy, search_policy
 from dreamer.core.config import EnvConfig
 
@@ -84,3 +93,39 @@ def test_greedy_policy_is_the_search_at_temperature_0_without_noise():
     calls = []
     greedy_policy(recording(calls), "vars", jax.random.PRNGKey(1))(np.zeros((2, 3)))
     assert [(c[0], *c[3:]) for c in calls] == [("vars", 0.0, 0.0)]
+
+
+def test_play_keeps_each_episodes_most_repeated_observation():
+    played = play(CORRIDOR, constant(0), episodes=1, seed=3)  # left: stays in cell 0
+    np.testing.assert_array_equal(played[0].repeated, np.eye(8, dtype=np.float32)[0])
+    obs, count = most_frequent([np.zeros(2), np.ones(2), np.ones(2)])
+    np.testing.assert_array_equal(obs, np.ones(2))
+    assert count == 2 and most_frequent([]) == (None, 0)
+
+
+def test_what_the_search_weighs_at_an_observation_of_a_model_with_known_values():
+    """On the bandit model (action a earns payoff[a]) with every value 1, the value one step
+    ahead is payoff + discount * 1, the prior is the network's (uniform) and the search picks
+    the best."""
+    from dreamer.agents.efficientzero.actor import make_actor
+    from dreamer.agents.efficientzero.config import Config, ReplayConfig, SearchConfig
+    from tests.test_search import MODEL, BanditNet, _logits
+
+    class Valued(BanditNet):
+        def apply(self, variables, *args, method, **kwargs):
+            out = super().apply(variables, *args, method=method, **kwargs)
+            if method == "predict":
+                return out[0], _logits(jnp.ones(args[0].shape[0]))
+            return out
+
+    payoff = [0.1, 0.0, 0.3, 0.2]
+    cfg = Config(model=MODEL, search=SearchConfig(policy="gumbel", num_simulations=16),
+                 replay=ReplayConfig(discount=0.5))  # fmt: skip
+    net = Valued(payoff)
+    agent = SimpleNamespace(net=net, act=make_actor(cfg, net))
+    weighed = what_the_search_weighs(agent, None, cfg, np.zeros(1, np.float32))
+    np.testing.assert_allclose(weighed["q"], np.add(payoff, 0.5), atol=3e-4)  # via the supports
+    np.testing.assert_allclose(weighed["prior"], 0.25, atol=1e-6)
+    assert weighed["action"] == 2 and np.argmax(weighed["policy"]) == 2
+    rows = weighs_rows(weighed)
+    assert rows[2 + 2].startswith("| 2 (chosen) | 0.250 | 0.8000 |") and len(rows) == 2 + 4
