@@ -102,7 +102,9 @@ def _train(
 
     def evaluate_now(episodes: int) -> list[float]:
         return book.evaluate(
-            _evaluation_actor(cfg, learner, state.params, env_steps), env_steps, episodes
+            _evaluation_actor(cfg, learner, state.params, env_steps, p.eval_epsilon),
+            env_steps,
+            episodes,
         )
 
     while env_steps < run.env_steps:
@@ -203,12 +205,9 @@ def evaluate(
     return evaluate_policy(cfg.env, actor, episodes=episodes, seed=seed, video=video)
 
 
-def _evaluation_actor(
-    cfg: DQNConfig, learner: Any, params: Any, env_steps: int, epsilon: float | None = None
-):
-    """The actor of the evaluation at ``env_steps`` (epsilon-greedy with ``epsilon``, by
-    default ``dqn.eval_epsilon``), keyed by the evaluation's seed: the same in training and
-    in a checkpoint's ``evaluate``."""
+def _evaluation_actor(cfg: DQNConfig, learner: Any, params: Any, env_steps: int, epsilon: float):
+    """The actor of the evaluation at ``env_steps`` (epsilon-greedy with ``epsilon``:
+    ``dqn.eval_epsilon``, or training's exploration epsilon in a stochastic evaluation), keyed
+    by the evaluation's seed: the same in training and in a checkpoint's ``evaluate``."""
     seed = evaluation_seed(cfg.run.seed, env_steps)
-    epsilon = cfg.dqn.eval_epsilon if epsilon is None else epsilon
     return greedy_actor(learner, params, epsilon, seed)
