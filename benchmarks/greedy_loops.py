@@ -11,8 +11,9 @@ deterministic env a greedy policy that meets an observation again takes the same
 again: a share near 1 is a policy caught in a loop (an action that changes nothing, or a
 cycle of turns), which the acting noise leaves.
 
-The acting way is training's at the end of its schedule (``search.temperatures``' last entry,
-noise 1). Then, at the observation the greedy policy repeats most, what its search weighs:
+The acting way is training's at the checkpoint's step (``host.checkpoint_policy``: that
+step's temperature, noise 1), as ``python -m dreamer eval RUN --stochastic`` plays it.
+Then, at the observation the greedy policy repeats most, what its search weighs:
 the prior, each action's value one step ahead in the model (``r + discount * V``) and the
 search's improved policy, which tells a loop the model's values argue for from one the prior
 keeps against them. EfficientZero runs of host-loop envs only (a JAX-native env's evaluation
@@ -149,12 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=8)
     args = parser.parse_args(argv)
 
-    from dreamer.agents.efficientzero.actor import search_policy
     from dreamer.agents.efficientzero.search import temperature_at
     from dreamer.cli import load_run
     from dreamer.core.configtree import ConfigError
     from dreamer.loops.efficientzero import is_jax_native
-    from dreamer.loops.host import restore_newest
+    from dreamer.loops.host import checkpoint_policy, restore_newest
     from dreamer.shell.runbook import evaluation_seed
 
     algo, cfg = load_run(args.run_dir)
@@ -165,10 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     agent, variables, steps = restore_newest(cfg, args.run_dir)
     seed = evaluation_seed(cfg.run.seed, steps)
-    end = temperature_at(cfg.search, 1.0)
+    acting = temperature_at(cfg.search, steps / cfg.run.env_steps)
     ways = {
-        "greedy (evaluation: temperature 0, noise 0)": (0.0, 0.0),
-        f"acting (training's end: temperature {end:g}, noise 1)": (end, 1.0),
+        "greedy (evaluation: temperature 0, noise 0)": False,
+        f"acting (training's at step {steps}: temperature {acting:g}, noise 1)": True,
     }
     print(f"{args.run_dir}: newest checkpoint at env step {steps}, {cfg.env.id}")
     print(format_machine(describe_machine()))
@@ -179,10 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("|---|---:|---:|---:|---|---|")
     played = {}
-    for way, (temperature, noise) in ways.items():
-        policy = search_policy(
-            agent.act, variables, jax.random.PRNGKey(steps), temperature=temperature, noise=noise
-        )
+    for way, stochastic in ways.items():
+        policy = checkpoint_policy(cfg, agent, variables, steps, stochastic=stochastic)
         played[way] = play(cfg.env, policy, episodes=args.episodes, seed=seed)
         print(summary_row(way, played[way]))
     greedy = played[next(iter(ways))]

@@ -440,11 +440,16 @@ def evaluate(
     ``stochastic``, the acting search of training at that checkpoint (its exploration noise,
     its temperature)."""
     agent, variables, steps = restore_newest(cfg, run_dir)
-    key = jax.random.PRNGKey(steps)
-    if stochastic:
-        temperature = temperature_at(cfg.search, steps / cfg.run.env_steps)
-        policy = search_policy(agent.act, variables, key, temperature=temperature, noise=1.0)
-    else:
-        policy = greedy_policy(agent.act, variables, key)
+    policy = checkpoint_policy(cfg, agent, variables, steps, stochastic=stochastic)
     seed = evaluation_seed(cfg.run.seed, steps)
     return evaluate_policy(cfg.env, policy, episodes=episodes, seed=seed, video=video)
+
+
+def checkpoint_policy(cfg: Config, agent: Parts, variables: Any, steps: int, *, stochastic: bool):
+    """``obs -> actions`` of a checkpoint at env step ``steps``: the greedy search, or with
+    ``stochastic`` the acting search of training at that step (its temperature, noise 1)."""
+    key = jax.random.PRNGKey(steps)
+    if not stochastic:
+        return greedy_policy(agent.act, variables, key)
+    temperature = temperature_at(cfg.search, steps / cfg.run.env_steps)
+    return search_policy(agent.act, variables, key, temperature=temperature, noise=1.0)
